@@ -1,0 +1,37 @@
+# Quick start: `make run` and `make test`. Both create or refresh .venv/ first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast bench clean
+
+install: $(STAMP)
+
+# Re-installs only when the project's dependency list changes, so a second `make` is instant.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU wheel of torch lies on this machine's disk; installing it first keeps pip
+	# from resolving a CUDA build of several GB for sentence-transformers.
+	$(BIN)/pip install --quiet "torch==2.13.0" || $(BIN)/pip install --quiet "torch>=2.4,<=2.14.1"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/labmate index add $(or $(SOURCES),--from-config)
+	$(BIN)/labmate index stats
+	$(BIN)/labmate papers --help
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/retrieval_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

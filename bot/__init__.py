@@ -1,0 +1,1 @@
+"""labmate's application layer: configuration, wiring, the `labmate` CLI (and later Slack)."""

@@ -1,0 +1,111 @@
+"""`config.toml` parsed into typed settings, with `LABMATE_<SECTION>__<KEY>` overrides.
+
+Relative paths in a config file resolve against that file's folder; relative paths given in
+the environment resolve against the working directory (where the person typed them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from core.errors import ConfigError
+from retrieval.settings import EmbeddingSettings, IndexSettings, SearchSettings, Section
+
+ENV_PREFIX = "LABMATE_"
+CONFIG_ENV = "LABMATE_CONFIG"
+
+
+class Settings(Section):
+    """All of labmate's settings; one attribute per `[section]` of config.toml."""
+
+    index: IndexSettings = IndexSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    search: SearchSettings = SearchSettings()
+
+
+def default_config_path() -> Path | None:
+    """LABMATE_CONFIG, else ./config.toml if present."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    local = Path("config.toml")
+    return local if local.exists() else None
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the file (if any), apply environment overrides, validate, resolve paths."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path).expanduser()
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"Config file {path} does not exist; pass an existing file to --config.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
+        base = path.resolve().parent
+    from_env = _apply_env(data, env)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from None
+    _resolve_paths(settings, base, from_env)
+    return settings
+
+
+def _apply_env(data: dict, env: Mapping[str, str]) -> set[tuple[str, str]]:
+    """Overlay LABMATE_SECTION__KEY values (JSON when they parse as JSON, else strings)."""
+    applied = set()
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if isinstance(value, (dict,)) or value is None:
+            value = raw
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{name} overrides a key inside [{section}], but {section} is not a section.")
+        target[key] = value
+        applied.add((section, key))
+    return applied
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path}" if path else ""
+    lines = [f"Invalid configuration{where}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        section, _, key = loc.partition(".")
+        env_name = f"{ENV_PREFIX}{section.upper()}__{key.upper()}" if key else ""
+        if err["type"] == "extra_forbidden":
+            lines.append(f"- unknown key '{loc}'" + (f" (or variable {env_name})" if env_name else "")
+                         + "; remove it or check its spelling in config.toml's documented keys.")
+        else:
+            lines.append(f"- {loc}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _resolve_paths(settings: Settings, base: Path, from_env: set[tuple[str, str]]) -> None:
+    cwd = Path.cwd()
+
+    def resolve(section: str, key: str, value: Path) -> Path:
+        value = value.expanduser()
+        return value if value.is_absolute() else ((cwd if (section, key) in from_env else base) / value)
+
+    idx = settings.index
+    idx.dir = resolve("index", "dir", idx.dir)
+    idx.sources = [resolve("index", "sources", p) for p in idx.sources]
+    model = settings.embedding.model
+    if model != "default" and not Path(model).expanduser().is_absolute():
+        settings.embedding.model = str(resolve("embedding", "model", Path(model)))

@@ -1,0 +1,1 @@
+"""labmate.drafting."""
