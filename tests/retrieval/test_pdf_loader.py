@@ -11,7 +11,9 @@ from pypdf import PdfReader, PdfWriter
 from retrieval.loaders import pdf
 from retrieval.loaders.pdf import load
 
-PDFS = Path("/work/shared/data/pdfs")
+from tests.conftest import DATA
+
+PDFS = DATA / "pdfs"
 pytestmark = pytest.mark.skipif(not PDFS.is_dir(), reason="shared PDF fixtures are not on this machine")
 
 # file, title words, first author's last name, year, abstract start, pages, (phrase, its page), venue part

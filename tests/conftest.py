@@ -1,0 +1,74 @@
+"""Shared fixtures: the real data folder, the real embedder (loaded once), fresh libraries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the project next to shared/, exactly as the developers' checkouts are laid out.
+DATA = Path(os.environ.get("LABMATE_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_collection_modifyitems(config, items):
+    import importlib.util
+
+    has_gpu = False
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    for item in items:
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"Test data folder {DATA} is missing; set LABMATE_TEST_DATA to ../shared/data.")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real default model (all-MiniLM-L6-v2 from its PyPI package), loaded once."""
+    from retrieval.embedder import SentenceTransformerEmbedder
+
+    model = SentenceTransformerEmbedder(device="cpu")
+    model.encode(["warm up"])
+    return model
+
+
+@pytest.fixture
+def index_dir(tmp_path) -> Path:
+    return tmp_path / "idx"
+
+
+@pytest.fixture
+def open_library(index_dir, embedder):
+    """Open (or reopen) a library in a fresh folder with the shared embedder."""
+    from retrieval.library import Library
+    from retrieval.settings import IndexSettings
+
+    opened = []
+
+    def _open(**index_options):
+        library = Library.open(IndexSettings(dir=index_dir, **index_options), embedder)
+        opened.append(library)
+        return library
+
+    yield _open
+    for library in opened:
+        library.close()
+
+
+@pytest.fixture(scope="session")
+def scifact_sample(data_dir, tmp_path_factory) -> Path:
+    """The first 120 SciFact abstracts as a BEIR JSONL file (small enough to embed quickly)."""
+    path = tmp_path_factory.mktemp("scifact") / "corpus-sample.jsonl"
+    with (data_dir / "scifact" / "corpus.jsonl").open() as src:
+        path.write_text("".join(next(src) for _ in range(120)))
+    return path
