@@ -20,7 +20,6 @@ from retrieval.library import Library
 from retrieval.loaders import find_files, load_file
 from retrieval.records import PaperRecord, Problem, generated_key, normalize_title
 
-BATCH_PASSAGES = 512  # large enough for efficient length-sorted encoding, small enough to commit often
 
 
 @dataclass
@@ -69,7 +68,7 @@ def add_records(library: Library, records: list[PaperRecord], collection: str | 
         for record in records:
             batch.append(record)
             size += 1 + len(record.body)
-            if size >= BATCH_PASSAGES:
+            if size >= library.index_settings.commit_every:
                 _commit_batch(library, batch, collection, report)
                 bar.update(len(batch))
                 batch, size = [], 0
@@ -245,8 +244,9 @@ def rebuild(library: Library, progress: bool | None = None) -> int:
     bar = _progress_bar(len(rows), progress)
     with library.writing():
         with store.transaction():
-            for start in range(0, len(rows), BATCH_PASSAGES):
-                chunk = rows[start:start + BATCH_PASSAGES]
+            step = library.index_settings.commit_every
+            for start in range(0, len(rows), step):
+                chunk = rows[start:start + step]
                 vectors = library.embedder.encode([f"{r[1]}. {r[2]}" for r in chunk])
                 store.conn.executemany("UPDATE passages SET vector=? WHERE id=?",
                                        [(v.tobytes(), r[0]) for v, r in zip(vectors, chunk)])

@@ -25,6 +25,9 @@ class IndexSettings(Section):
     passage_words: int = Field(
         120, ge=20, le=1000, description="Words per passage when abstracts and full texts are split."
     )
+    commit_every: int = Field(
+        512, ge=1, description="Passages embedded and committed together during an ingest; a crash loses at most one batch."
+    )
     checkpoint_seconds: float = Field(
         120.0, ge=0, description="During a long ingest, make progress visible to readers at least this often."
     )

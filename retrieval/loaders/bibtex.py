@@ -64,8 +64,14 @@ def _entry_to_record(entry, path: Path) -> tuple[PaperRecord | None, Problem | N
 
 
 def _clean(value: object) -> str:
-    """Decoded LaTeX still carries grouping braces and line breaks; readers want plain text."""
-    text = str(value).replace("{", "").replace("}", "").replace("\\&", "&")
+    """Decoded LaTeX still carries grouping braces, math and line breaks; readers want plain text."""
+    text = str(value)
+    if "\\" in text or "$" in text:
+        # The middleware leaves math mode alone ("$16\\times 16$"); render it as text too.
+        from pylatexenc.latex2text import LatexNodes2Text
+
+        text = LatexNodes2Text(math_mode="text").latex_to_text(text)
+    text = text.replace("{", "").replace("}", "")
     return re.sub(r"\s+", " ", text).strip()
 
 
