@@ -48,3 +48,9 @@ def library_of(ctx: click.Context, check_model: bool = True):
 from bot import cli_index, cli_papers  # noqa: E402  (commands register themselves on `main`)
 
 
+
+
+if __name__ == "__main__":  # `python -m bot.cli`: the commands registered on the imported module's group
+    from bot.cli import main as _main
+
+    _main()

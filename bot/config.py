@@ -45,17 +45,19 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     if path is not None:
         path = Path(path).expanduser()
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8 whatever the locale
         except FileNotFoundError:
             raise ConfigError(f"Config file {path} does not exist; pass an existing file to --config.") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, or not text
+            raise ConfigError(f"Config file {path} cannot be read ({exc}); pass a TOML file to --config.") from None
         base = path.resolve().parent
     from_env = _apply_env(data, env)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, path)) from None
+        raise ConfigError(_explain(exc, path, from_env)) from None
     _resolve_paths(settings, base, from_env)
     return settings
 
@@ -73,6 +75,8 @@ def _apply_env(data: dict, env: Mapping[str, str]) -> set[tuple[str, str]]:
             value = raw
         if isinstance(value, (dict,)) or value is None:
             value = raw
+        if _is_text_key(section, key) and not isinstance(value, str):
+            value = raw  # a folder named 2024 or a model named "true" is text, not a number
         target = data.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"{name} overrides a key inside [{section}], but {section} is not a section.")
@@ -81,18 +85,28 @@ def _apply_env(data: dict, env: Mapping[str, str]) -> set[tuple[str, str]]:
     return applied
 
 
-def _explain(exc: ValidationError, path: Path | None) -> str:
+def _is_text_key(section: str, key: str) -> bool:
+    """Whether a known key holds a string or a path (so an env value is never JSON-decoded)."""
+    section_field = Settings.model_fields.get(section)
+    field = section_field and getattr(section_field.annotation, "model_fields", {}).get(key)
+    return bool(field) and field.annotation in (str, Path)
+
+
+def _explain(exc: ValidationError, path: Path | None, from_env: set[tuple[str, str]] = frozenset()) -> str:
     where = f" in {path}" if path else ""
     lines = [f"Invalid configuration{where}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        section, _, key = loc.partition(".")
-        env_name = f"{ENV_PREFIX}{section.upper()}__{key.upper()}" if key else ""
+        section, key = str(err["loc"][0]), (str(err["loc"][1]) if len(err["loc"]) > 1 else "")
+        env_names = [f"{ENV_PREFIX}{s.upper()}__{k.upper()}" for s, k in sorted(from_env)
+                     if s == section and (k == key or not key)]
+        origin = f" (set by {', '.join(env_names)})" if env_names else ""
         if err["type"] == "extra_forbidden":
-            lines.append(f"- unknown key '{loc}'" + (f" (or variable {env_name})" if env_name else "")
-                         + "; remove it or check its spelling in config.toml's documented keys.")
+            variable = f" (or variable {ENV_PREFIX}{section.upper()}__{key.upper()})" if key and not env_names else ""
+            lines.append(f"- unknown key '{loc}'{origin or variable}"
+                         "; remove it or check its spelling in config.toml's documented keys.")
         else:
-            lines.append(f"- {loc}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"- {loc}{origin}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)
 
 

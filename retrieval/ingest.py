@@ -162,7 +162,7 @@ def _new_id(store, record: PaperRecord) -> str:
     candidate, n = base, 1
     while store.resolve_id(candidate) is not None:
         n += 1
-        candidate = f"{base}{chr(ord('a') + n - 2)}" if n <= 27 else f"{base}{n}"
+        candidate = f"{base}{chr(ord('a') + n - 1)}" if n <= 26 else f"{base}{n}"
     return candidate
 
 
