@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# Until the Slack bot lands: index config.toml's [index] sources (or SOURCES=...), show the
+# index, and show how to search it.
 run: install
-	$(BIN)/labmate index add $(or $(SOURCES),--from-config)
+	$(BIN)/labmate index add --from-config $(SOURCES)
 	$(BIN)/labmate index stats
 	$(BIN)/labmate papers --help
 

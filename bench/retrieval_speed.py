@@ -264,19 +264,28 @@ class ClusteredVectors:
 
     `topics` random unit directions; each of `clusters` centers is a topic plus noise (so
     clusters of one topic overlap, as papers of one field do); each cluster has a lognormal
-    weight (uneven sizes) and its own spread. A point is its center plus isotropic Gaussian
-    noise, normalized. A fixed seed makes the same centers every run; each draw uses its own
-    random stream, so queries are never members of the index."""
+    weight (uneven sizes) and its own spread. A point is its center plus Gaussian noise,
+    normalized. The noise is anisotropic (standard deviations falling as j**-0.5 along the axes
+    of a random rotation, an effective dimension of about 26) because real embeddings vary along
+    a few tens of directions, not evenly along all 384; isotropic noise makes every member of a
+    cluster about equally near and the search unrealistically easy for IVF. A fixed seed makes
+    the same centers every run; each draw uses its own random stream, so queries are never
+    members of the index."""
 
-    def __init__(self, dim: int = 384, clusters: int = 4000, topics: int = 200, seed: int = 0):
+    def __init__(self, dim: int = 384, clusters: int = 4000, topics: int = 200, decay: float = 0.5,
+                 seed: int = 0):
         rng = np.random.default_rng(seed)
         topic = _unit(rng.standard_normal((topics, dim)))
         parent = rng.integers(0, topics, clusters)
-        self.centers = _unit(topic[parent] + 0.9 * _unit(rng.standard_normal((clusters, dim))))
+        self.centers = _unit(topic[parent] + 0.9 * _unit(rng.standard_normal((clusters, dim)))).astype(np.float32)
         weights = rng.lognormal(0.0, 1.0, clusters)
         self.weights = weights / weights.sum()
         self.spread = rng.uniform(0.8, 1.3, clusters)  # noise norm relative to the unit center
-        self.dim, self.seed = dim, seed
+        scale = np.arange(1, dim + 1) ** -decay
+        scale *= math.sqrt(dim / (scale**2).sum())  # same total noise power as isotropic noise
+        rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        self.mix = (scale[:, None] * rotation).astype(np.float32)
+        self.dim, self.seed, self.decay, self.topics = dim, seed, decay, topics
 
     def draw(self, n: int, stream: int, chunk: int = 100_000) -> np.ndarray:
         rng = np.random.default_rng([self.seed, stream])
@@ -284,15 +293,16 @@ class ClusteredVectors:
         for start in range(0, n, chunk):
             size = min(chunk, n - start)
             label = rng.choice(len(self.weights), size=size, p=self.weights)
-            noise = rng.standard_normal((size, self.dim), dtype=np.float32)
+            noise = rng.standard_normal((size, self.dim), dtype=np.float32) @ self.mix
             noise *= (self.spread[label] / math.sqrt(self.dim)).astype(np.float32)[:, None]
-            noise += self.centers[label].astype(np.float32)
+            noise += self.centers[label]
             out[start:start + size] = _unit(noise)
         return out
 
     def describe(self) -> str:
-        return (f"{len(self.centers)} Gaussian clusters (lognormal sizes, noise/center norm 0.8-1.3) "
-                f"around centers grouped in topics, {self.dim}-d, normalized, float32, seed {self.seed}")
+        return (f"{len(self.centers)} Gaussian clusters (lognormal sizes, noise/center norm 0.8-1.3, "
+                f"anisotropic noise with s.d. ~ j^-{self.decay}) around unit centers grouped in "
+                f"{self.topics} topics; {self.dim}-d, normalized, float32, seed {self.seed}")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -26,9 +26,12 @@ def add(ctx, paths: tuple[Path, ...], collection: str | None, from_config: bool,
     from retrieval.ingest import add_paths
 
     targets = list(paths) + (list(settings_of(ctx).index.sources) if from_config else [])
+    if not targets and from_config:
+        click.echo("No [index] sources in the config yet: add files with `labmate index add PATH...` "
+                   "or list them under [index] sources in config.toml.")
+        return
     if not targets:
-        hint = " ([index] sources is empty in the config)" if from_config else ""
-        raise click.UsageError(f"Nothing to add{hint}: give files or folders, e.g. `labmate index add papers/`.")
+        raise click.UsageError("Nothing to add: give files or folders, e.g. `labmate index add papers/`.")
     library = library_of(ctx)
     report = add_paths(library, targets, collection)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
