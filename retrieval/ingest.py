@@ -47,7 +47,8 @@ class IngestReport:
 def add_paths(library: Library, paths: Iterable[Path], collection: str | None = None,
               progress: bool | None = None) -> IngestReport:
     """Ingest files and folders (recursively); bad entries are reported, the rest indexed."""
-    files, problems = find_files([Path(p) for p in paths])
+    # Absolute paths identify a source, so re-adding it by another spelling is still "unchanged".
+    files, problems = find_files([Path(p).expanduser().resolve() for p in paths])
     report = IngestReport(files=len(files), problems=problems)
     records: list[PaperRecord] = []
     for path in files:

@@ -123,30 +123,31 @@ def _normalize(scores: dict[int, float]) -> dict[int, float]:
 
 def _fuse(library, dense, lexical, k, weight, exclude) -> list[Hit]:
     dn, ln = _normalize(dense), _normalize(lexical)
-    fused = {pid: weight * dn.get(pid, 0.0) + (1 - weight) * ln.get(pid, 0.0) for pid in set(dn) | set(ln)}
-    rows = library.store.passages(fused)
-    best: dict[str, tuple[float, int]] = {}  # paper -> (dense part, lexical part) per passage, maxed apart
+    rows = library.store.passages(set(dn) | set(ln))
+    # A paper takes each method's best passage on its own, so a long paper is not penalized for
+    # having its dense and its lexical evidence in different passages.
     dense_best: dict[str, float] = {}
     lexical_best: dict[str, float] = {}
+    snippet_of: dict[str, tuple[float, int]] = {}  # paper -> (fused passage score, passage id)
     for pid, row in rows.items():
         paper = row["paper_id"]
         if paper in exclude:
             continue
-        dense_best[paper] = max(dense_best.get(paper, 0.0), dn.get(pid, 0.0))
-        lexical_best[paper] = max(lexical_best.get(paper, 0.0), ln.get(pid, 0.0))
-        if paper not in best or fused[pid] > best[paper][0]:
-            best[paper] = (fused[pid], pid)
-    # A paper's score takes each method's best passage, so a long paper is not penalized for
-    # having its dense and lexical evidence in different passages.
-    ranked = sorted(best, key=lambda p: -(weight * dense_best[p] + (1 - weight) * lexical_best[p]))[:k]
+        d, l = dn.get(pid, 0.0), ln.get(pid, 0.0)
+        dense_best[paper] = max(dense_best.get(paper, 0.0), d)
+        lexical_best[paper] = max(lexical_best.get(paper, 0.0), l)
+        passage_score = weight * d + (1 - weight) * l
+        if paper not in snippet_of or passage_score > snippet_of[paper][0]:
+            snippet_of[paper] = (passage_score, pid)
+    scores = {p: weight * dense_best[p] + (1 - weight) * lexical_best[p] for p in snippet_of}
+    ranked = sorted(scores, key=lambda p: (-scores[p], p))[:k]
     papers = library.store.papers(ranked)
-    snippet_chars = library.search_settings.snippet_chars
+    limit = library.search_settings.snippet_chars
     hits = []
     for paper_id in ranked:
-        paper, row = papers[paper_id], rows[best[paper_id][1]]
-        score = weight * dense_best[paper_id] + (1 - weight) * lexical_best[paper_id]
+        paper, row = papers[paper_id], rows[snippet_of[paper_id][1]]
         hits.append(Hit(paper_id, paper["title"], paper["authors"], paper["year"], paper["venue"],
-                        paper["url"], _snippet(row["text"] or paper["title"], snippet_chars), round(score, 4),
+                        paper["url"], _snippet(row["text"] or paper["title"], limit), round(scores[paper_id], 4),
                         row["page"]))
     return hits
 

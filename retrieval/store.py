@@ -15,12 +15,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from retrieval.records import normalize_title
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS papers (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, authors TEXT NOT NULL DEFAULT '[]', year INTEGER,
     venue TEXT, doi TEXT, arxiv TEXT, url TEXT, abstract TEXT, bibtex TEXT,
-    norm_title TEXT NOT NULL DEFAULT '', own_id INTEGER NOT NULL DEFAULT 1, added_at REAL NOT NULL);
+    norm_title TEXT NOT NULL DEFAULT '', norm_authors TEXT NOT NULL DEFAULT '', own_id INTEGER NOT NULL DEFAULT 1, added_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS papers_doi ON papers(doi);
 CREATE INDEX IF NOT EXISTS papers_arxiv ON papers(arxiv);
 CREATE INDEX IF NOT EXISTS papers_title_year ON papers(norm_title, year);
@@ -117,9 +119,10 @@ class Store:
 
     def upsert_paper(self, fields: dict, own_id: bool) -> None:
         values = dict(fields)
-        values["authors"] = json.dumps(values.get("authors") or [])
+        values["norm_authors"] = " | ".join(normalize_title(a) for a in values.get("authors") or [])
+        values["authors"] = json.dumps(values.get("authors") or [], ensure_ascii=False)
         exists = self.conn.execute("SELECT 1 FROM papers WHERE id=?", (values["id"],)).fetchone()
-        cols = [c for c in PAPER_FIELDS + ("norm_title",) if c in values]
+        cols = [c for c in PAPER_FIELDS + ("norm_title", "norm_authors") if c in values]
         if exists:
             sets = ", ".join(f"{c}=?" for c in cols if c != "id")
             self.conn.execute(f"UPDATE papers SET {sets} WHERE id=?",
@@ -218,8 +221,9 @@ class Store:
             where.append("a.year BETWEEN ? AND ?")
             args += list(years)
         if author:
-            where.append("a.authors LIKE ? ESCAPE '\\'")
-            args.append("%" + author.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            # Accent- and case-folded on both sides, so "muller" finds "Jörg Müller".
+            where.append("a.norm_authors LIKE ?")
+            args.append("%" + normalize_title(author) + "%")
         if collection:
             where.append("a.id IN (SELECT paper_id FROM collections WHERE name=?)")
             args.append(collection)

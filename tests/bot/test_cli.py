@@ -342,9 +342,6 @@ def test_author_filter_restricts_results(lab):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="retrieval bug: store keeps authors as ASCII-escaped JSON (json.dumps default), so "
-                          "the SQL LIKE of --author never matches a non-ASCII name such as Müller",
-                   strict=False)
 def test_author_filter_matches_non_ascii_names(lab):
     results = lab.json("papers", "cyanobacteria", "--json", "--author", "Müller")["results"]
     assert [hit["id"] for hit in results] == ["mueller2019photo"]
@@ -393,9 +390,6 @@ def test_readding_the_same_files_changes_nothing(lab, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="retrieval bug: a record's origin is the path as typed, so the same file given by its "
-                          "absolute path counts as another source and is reported 'merged', not 'unchanged'",
-                   strict=False)
 def test_readding_a_file_by_another_path_spelling_is_unchanged(lab, tmp_path):
     index = lab.copy_index(tmp_path / "idx")
     result = lab.run("index", "add", str(lab.folder / "papers.jsonl"), index=index)
