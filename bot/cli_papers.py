@@ -23,16 +23,18 @@ from bot.cli import library_of, main
 @click.pass_context
 def papers(ctx, query, k, year, author, collection, like, batch, as_json) -> None:
     """Search the lab's papers (hybrid dense + BM25)."""
-    from retrieval.search import Filters, more_like, parse_years, search
+    from bot.router import PapersRequest, run_papers
+    from retrieval.search import Filters, parse_years
 
-    filters = Filters(parse_years(year) if year else None, author, collection)
     if not (query or like or batch):
         raise click.UsageError('Give a query, e.g. `labmate papers "protein folding" -k 5`, or --like ID.')
+    request = PapersRequest(query=query or "", k=k, years=parse_years(year) if year else None,
+                            author=author, collection=collection, like=like)
     library = library_of(ctx)
     if batch:
-        _batch(library, batch, k or 100, filters)
+        _batch(library, batch, k or 100, Filters(request.years, author, collection))
         return
-    hits = more_like(library, like, k, filters) if like else search(library, query, k, filters)
+    hits = run_papers(library, request)  # the same code path as Slack's /papers
     if as_json:
         click.echo(json.dumps({"query": query or f"like:{like}",
                                "results": [_public(h.to_dict()) for h in hits]}, ensure_ascii=False))

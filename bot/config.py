@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from core.errors import ConfigError
+from bot.settings import AccessSettings, SlackSettings, StorageSettings
 from retrieval.settings import EmbeddingSettings, IndexSettings, SearchSettings, Section
 
 ENV_PREFIX = "LABMATE_"
@@ -27,6 +28,9 @@ class Settings(Section):
     index: IndexSettings = IndexSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     search: SearchSettings = SearchSettings()
+    slack: SlackSettings = SlackSettings()
+    access: AccessSettings = AccessSettings()
+    storage: StorageSettings = StorageSettings()
 
 
 def default_config_path() -> Path | None:
@@ -73,7 +77,7 @@ def _apply_env(data: dict, env: Mapping[str, str]) -> set[tuple[str, str]]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        if isinstance(value, (dict,)) or value is None:
+        if value is None:
             value = raw
         if _is_text_key(section, key) and not isinstance(value, str):
             value = raw  # a folder named 2024 or a model named "true" is text, not a number
@@ -120,6 +124,7 @@ def _resolve_paths(settings: Settings, base: Path, from_env: set[tuple[str, str]
     idx = settings.index
     idx.dir = resolve("index", "dir", idx.dir)
     idx.sources = [resolve("index", "sources", p) for p in idx.sources]
+    settings.storage.database = resolve("storage", "database", settings.storage.database)
     model = settings.embedding.model
     if model != "default" and not Path(model).expanduser().is_absolute():
         settings.embedding.model = str(resolve("embedding", "model", Path(model)))

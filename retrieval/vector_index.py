@@ -98,19 +98,24 @@ class FaissIndex:
 
     def calibrate(self, ids: np.ndarray, vectors: np.ndarray, target_recall: float, seed: int = 0,
                   n_queries: int = 200) -> IvfParams:
-        """Smallest nprobe whose recall@10 against exact search, on queries sampled from the
-        collection itself, meets the target."""
+        """Smallest nprobe whose recall@10 against exact search meets the target, on queries
+        sampled from the collection and scored leave-one-out: each query's own id is dropped from
+        both result lists. A query that is in the index always finds itself (in the list probed
+        first), which overstates the recall new queries get; without itself it stands for an
+        unseen query from the same distribution."""
         if self.kind != "ivf":
             return IvfParams(1, 1)
         rng = np.random.default_rng(seed + 1)
-        queries = vectors[rng.choice(len(vectors), size=min(n_queries, len(vectors)), replace=False)]
-        truth = ids[exact_search(vectors, queries, 10)[1]]
+        picks = rng.choice(len(vectors), size=min(n_queries, len(vectors)), replace=False)
+        queries = np.ascontiguousarray(vectors[picks], dtype=np.float32)
+        k = min(11, len(vectors))
+        truth = _without_own(ids[exact_search(vectors, queries, k)[1]], ids[picks])
         nlist = _faiss().extract_index_ivf(self.index).nlist
         nprobe = 1
         while True:
             self.nprobe = nprobe
             self._apply_nprobe()
-            found = self.index.search(queries, 10)[1]
+            found = _without_own(self.index.search(queries, k)[1], ids[picks])
             if recall_at_k(found, truth, 10) >= target_recall or nprobe >= nlist:
                 return IvfParams(nlist, nprobe)
             nprobe = min(nlist, nprobe * 2 if nprobe < 8 else int(nprobe * 1.5))
@@ -158,6 +163,11 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.n
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return flat.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
+def _without_own(found: np.ndarray, own: np.ndarray) -> list[np.ndarray]:
+    """Each row's first 10 ids other than the query's own id."""
+    return [row[row != o][:10] for row, o in zip(found, own)]
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int) -> float:

@@ -1,0 +1,88 @@
+"""Block Kit rendering: pure functions from results to `list[dict]` (tested against saved JSON).
+
+Slack rejects a message with more than 50 blocks or a section over 3,000 characters, so every
+renderer stays within those limits and `split_messages` cuts long lists into several messages.
+"""
+
+from __future__ import annotations
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+
+
+def _clip(text: str, limit: int = MAX_SECTION) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn needs &, < and > escaped, or links and mentions break."""
+    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def hit_blocks(hit, rank: int) -> list[dict]:
+    """One result: linked title, authors · year · venue, snippet, score, and two buttons."""
+    title = _escape(hit.title)
+    linked = f"<{hit.url}|{title}>" if hit.url else title
+    authors = ", ".join(hit.authors[:4]) + (" et al." if len(hit.authors) > 4 else "")
+    meta = " · ".join(str(x) for x in (_escape(authors), hit.year, _escape(hit.venue or "")) if x)
+    page = f" (p. {hit.page})" if hit.page else ""
+    body = f"*{rank}. {linked}*\n{meta}\n>{_escape(hit.snippet)}{page}" if meta else \
+        f"*{rank}. {linked}*\n>{_escape(hit.snippet)}{page}"
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(body)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{_escape(hit.id)}` · score {hit.score:.3f}"}]},
+        {"type": "actions", "block_id": f"paper:{hit.id}"[:255], "elements": [
+            {"type": "button", "action_id": "papers_bibtex", "text": {"type": "plain_text", "text": "BibTeX"},
+             "value": hit.id[:2000]},
+            {"type": "button", "action_id": "papers_more_like", "text": {"type": "plain_text", "text": "More like this"},
+             "value": hit.id[:2000]},
+        ]},
+    ]
+
+
+def results_blocks(description: str, hits: list) -> list[dict]:
+    """A header line and the hits (call `split_messages` before posting)."""
+    header = {"type": "section", "text": {"type": "mrkdwn",
+                                          "text": _clip(f"*{len(hits)} paper(s) for {_escape(description)}*")}}
+    if not hits:
+        return [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(
+            f"No papers match {_escape(description)}. Try fewer words or looser filters.")}}]
+    blocks = [header]
+    for rank, hit in enumerate(hits, start=1):
+        blocks += hit_blocks(hit, rank)
+    return blocks
+
+
+def results_text(description: str, hits: list) -> str:
+    """Plain-text fallback (notifications, screen readers, clients without blocks)."""
+    if not hits:
+        return f"No papers match {description}."
+    lines = [f"{len(hits)} paper(s) for {description}:"]
+    for rank, hit in enumerate(hits, start=1):
+        lines.append(f"{rank}. {hit.title} ({hit.year or 'n.d.'}) [{hit.id}]")
+    return _clip("\n".join(lines), 3900)
+
+
+def split_messages(blocks: list[dict], limit: int = MAX_BLOCKS) -> list[list[dict]]:
+    """Cut blocks into messages of at most `limit`, never separating a result from its buttons."""
+    messages, current = [], []
+    for block in blocks:
+        starts_result = block["type"] == "section" and current and current[-1]["type"] == "actions"
+        if len(current) >= limit or (starts_result and len(current) + 3 > limit):
+            messages.append(current)
+            current = []
+        current.append(block)
+    if current:
+        messages.append(current)
+    return messages
+
+
+def bibtex_blocks(entry: str) -> list[dict]:
+    """A BibTeX entry in a code block (split into sections if it is very long)."""
+    chunks = [entry[i:i + MAX_SECTION - 10] for i in range(0, len(entry), MAX_SECTION - 10)] or [""]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}} for chunk in chunks][:MAX_BLOCKS]
+
+
+def text_blocks(text: str) -> list[dict]:
+    """A plain message (help, confirmations, errors) as one section."""
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}]

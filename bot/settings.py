@@ -1,0 +1,39 @@
+"""Settings of the Slack application itself (the retriever's live in retrieval/settings.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from retrieval.settings import Section
+
+
+class SlackSettings(Section):
+    max_file_mb: float = Field(50.0, gt=0, description="Largest file (MB) the bot downloads and indexes when shared.")
+    api_retries: int = Field(3, ge=0, le=10, description="Retries of a Web API call on connection errors, 429 and 5xx.")
+    redeliver_seconds: float = Field(
+        30.0, gt=0, description="How often messages Slack refused after all retries are tried again."
+    )
+    workers: int = Field(2, ge=1, le=32, description="Threads running searches and ingests after the ack.")
+    files_collection: str = Field("slack", description="Collection that papers shared as files in Slack go to.")
+
+
+class AccessRule(Section):
+    channels: list[str] = Field(default_factory=list, description="Channel ids allowed; empty means every channel.")
+    users: list[str] = Field(default_factory=list, description="User ids allowed; empty means every user.")
+
+    def allows(self, user: str | None, channel: str | None) -> bool:
+        return (not self.channels or channel in self.channels) and (not self.users or user in self.users)
+
+
+class AccessSettings(Section):
+    papers: AccessRule = Field(default_factory=AccessRule, description="Who may use /papers and @-mentions.")
+    files: AccessRule = Field(default_factory=AccessRule, description="Whose shared files the bot indexes.")
+    draft: AccessRule = Field(default_factory=AccessRule, description="Who may use /draft.")
+    train: AccessRule = Field(default_factory=AccessRule, description="Who may use /train.")
+
+
+class StorageSettings(Section):
+    database: Path = Field(Path("index/labmate.sqlite"),
+                           description="The bot's own database (processed events, outgoing messages).")

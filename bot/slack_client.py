@@ -1,0 +1,114 @@
+"""Talking to Slack's Web API: retries around every call, and no answer ever silently dropped.
+
+Every call goes through `SLACK_API_URL` when it is set (GovSlack, the local workspace, tests).
+A message Slack still refuses after the retries is logged with its content and kept in the
+outbox, from which a background thread delivers it once Slack answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Mapping
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
+from slack_sdk.webhook import WebhookClient
+
+from bot.state import BotState
+
+log = logging.getLogger("labmate.slack")
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+def retry_handlers(count: int) -> list:
+    """Connection errors, 429 (after Retry-After) and 5xx, each retried at most `count` times."""
+    return [ConnectionErrorRetryHandler(max_retry_count=count), RateLimitErrorRetryHandler(max_retry_count=count),
+            ServerErrorRetryHandler(max_retry_count=count)]
+
+
+def api_url(env: Mapping[str, str]) -> str:
+    url = env.get("SLACK_API_URL") or DEFAULT_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def make_client(token: str, env: Mapping[str, str], retries: int) -> WebClient:
+    return WebClient(token=token, base_url=api_url(env), retry_handlers=retry_handlers(retries), timeout=30)
+
+
+class Messenger:
+    """Posts messages and response_url replies; parks what Slack keeps refusing in the outbox."""
+
+    def __init__(self, client: WebClient, state: BotState, retries: int):
+        self.client = client
+        self.state = state
+        self.retries = retries
+        self._stop = threading.Event()
+
+    def post(self, **message: Any) -> dict | None:
+        """chat.postMessage (or chat.postEphemeral when `user` is given); None if parked."""
+        method = "chat_postEphemeral" if message.get("user") else "chat_postMessage"
+        return self._call(method, message)
+
+    def update(self, **message: Any) -> dict | None:
+        return self._call("chat_update", message)
+
+    def respond(self, response_url: str, **payload: Any) -> bool:
+        """Reply through a command's or action's response_url (works without channel membership)."""
+        try:
+            response = WebhookClient(response_url, retry_handlers=retry_handlers(self.retries)).send_dict(payload)
+            if response.status_code < 300:
+                return True
+            error = f"HTTP {response.status_code}: {response.body}"
+        except Exception as exc:  # network failure after retries
+            error = repr(exc)
+        self._park("respond", {"response_url": response_url, **payload}, error)
+        return False
+
+    def _call(self, method: str, message: dict) -> dict | None:
+        try:
+            return getattr(self.client, method)(**message).data
+        except (SlackApiError, OSError) as exc:
+            self._park(method, message, str(exc))
+            return None
+
+    def _park(self, kind: str, payload: dict, error: str) -> None:
+        item = self.state.queue(kind, payload, error)
+        log.error("Slack did not take a message (%s, outbox #%d): %s; content: %s", kind, item, error,
+                  payload.get("text"))
+
+    def redeliver(self) -> int:
+        """Try the outbox once; returns how many messages went out."""
+        sent = 0
+        for item_id, kind, payload in self.state.pending():
+            try:
+                if kind == "respond":
+                    url = payload.pop("response_url")
+                    response = WebhookClient(url).send_dict(payload)
+                    if response.status_code >= 300:
+                        raise OSError(f"HTTP {response.status_code}")
+                else:
+                    getattr(self.client, kind)(**payload)
+            except (SlackApiError, OSError) as exc:
+                self.state.failed_again(item_id, str(exc))
+                break  # Slack is still down; keep the order and try later
+            self.state.delivered(item_id)
+            sent += 1
+        return sent
+
+    def start_redelivery(self, every: float) -> threading.Thread:
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.redeliver()
+                except Exception:  # never let the redelivery thread die
+                    log.exception("redelivery failed")
+
+        thread = threading.Thread(target=loop, name="labmate-redeliver", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
