@@ -18,12 +18,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Until the Slack bot lands: index config.toml's [index] sources (or SOURCES=...), show the
-# index, and show how to search it.
+# With Slack tokens in the environment this starts the bot (see README, "Connect to Slack").
+# Without them it indexes config.toml's [index] sources (or SOURCES=...) and shows the index,
+# so a fresh machine still does something useful.
 run: install
-	$(BIN)/labmate index add --from-config $(SOURCES)
-	$(BIN)/labmate index stats
-	$(BIN)/labmate papers --help
+	@if [ -n "$$SLACK_BOT_TOKEN" ]; then \
+		$(BIN)/labmate index add --from-config $(SOURCES) && exec $(BIN)/labmate serve; \
+	else \
+		$(BIN)/labmate index add --from-config $(SOURCES) && $(BIN)/labmate index stats && \
+		echo && echo "No SLACK_BOT_TOKEN set: to run the Slack bot, follow README.md 'Connect to Slack'." && \
+		echo 'Search from the terminal: .venv/bin/labmate papers "your question"'; \
+	fi
 
 test: install
 	$(BIN)/python -m pytest -q
