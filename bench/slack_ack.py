@@ -1,9 +1,9 @@
 """Slash-command ack latency and answer delivery of the real bot, end to end over HTTP.
 
 Usage:  .venv/bin/python bench/slack_ack.py [--commands 200] [--concurrency 50] [--docs 200]
-                                            [--warmup 5] [--timeout 120] [--profile]
+                                            [--warmup 5] [--timeout 120] [--client-process] [--profile]
 
-What happens, all in this one process:
+What happens (all in this one process, unless --client-process):
 
 1. A FakeSlack (bot.devslack) serves the Web API and the response_urls.
 2. A real index is built in a temporary folder from the first `--docs` SciFact abstracts
@@ -17,19 +17,26 @@ What happens, all in this one process:
    a command is the time from the start of its HTTP POST to the end of the bot's HTTP response
    (which must be 200): what Slack measures against its 3 s limit.
 5. Then (at most `--timeout` seconds) every response_url should receive its answer. Posts are
-   counted per response_url: a command is answered exactly once when its response_url received
-   exactly as many posts as the answer has messages (one with the default k=10; a result list
-   over 50 blocks is split into several messages, which is recognized from the blocks: a
-   continuation does not start with the "N paper(s) for" header).
+   counted per response_url: a command is answered exactly once when its posts form exactly one
+   answer: one message with the default k=10; a result list over 50 blocks is split into
+   several messages, so a result answer counts once when exactly one post carries the
+   "*N paper(s) for" header and hits 1..N each appear once across the posts (help, errors and
+   "no papers match" must be a single post).
+
+With `--client-process` the commands are sent from a child process, so the sending side does
+not compete with the bot for its GIL (Slack's servers do not run inside the bot); the CPUs are
+still shared.
 
 Printed: ack p50/p95/p99/max in ms, answers received, commands answered exactly once,
 duplicates, missing, messages parked in the bot's outbox, the answer latency and the time
 until the last answer. Goal: p99 ack <= 200 ms and every command answered exactly once.
-The last line is a JSON summary (`... | tail -1 | python -m json.tool`).
+The last line is a JSON summary (`... | tail -1 | python -m json.tool`); the exit status is 0
+when the goal is met, 1 when it is not.
 
-`--profile` also samples the stacks of the threads serving the HTTP requests during the
-measured phase and prints where they spend their time (bot code is not changed: the bench
-only reads frames and wraps Bolt's `App.dispatch` to time it).
+`--profile` also times the server-side stages of each request (accept loop, thread start,
+WSGI handler, Bolt's App.dispatch) and samples the stacks of the request-serving threads during
+the measured phase (bot code is not changed: the bench wraps methods of the server and app
+objects it was given, and reads thread frames).
 """
 
 from __future__ import annotations
@@ -38,12 +45,14 @@ import argparse
 import collections
 import json
 import logging
+import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +124,8 @@ class StackSampler:
             for ident, frame in sys._current_frames().items():
                 if ident == me or not self.match(names.get(ident, "")):
                     continue
+                if frame.f_code.co_name == "_worker" and Path(frame.f_code.co_filename).name == "thread.py":
+                    continue  # an idle executor thread waiting for work
                 self.samples += 1
                 seen = set()
                 leaf = True
@@ -136,9 +147,124 @@ class StackSampler:
         for key, count in self.leaf.most_common(top):
             lines.append(f"    {100 * count / self.samples:5.1f}%  {key}")
         lines.append("  functions on the stack (inclusive):")
-        for key, count in self.inclusive.most_common(top + 10):
+        generic = ("threading.py:", "socketserver.py:__init__", "slack_ack.py:")
+        shown = [(k, c) for k, c in self.inclusive.most_common() if not k.startswith(generic)][:top]
+        for key, count in shown:
             lines.append(f"    {100 * count / self.samples:5.1f}%  {key}")
         return "\n".join(lines)
+
+
+def burst(bot_url: str, ids: dict, jobs: list[tuple[str, str, str]], concurrency: int) -> dict:
+    """Send signed `/papers` commands, `concurrency` at a time; time each until its HTTP response.
+
+    Module-level so that `--client-process` can run it in a child process.
+    """
+    sender = SlackSender(bot_url, SECRET, timeout=30.0, **ids)
+
+    def send(job: tuple[str, str, str]) -> dict:
+        user, text, url = job
+        sent_at, t0 = time.time(), time.perf_counter()
+        try:
+            status, error = sender.command("/papers", text, user_id=user, channel_id=CHANNEL,
+                                           response_url=url).status, None
+        except OSError as exc:
+            status, error = None, repr(exc)
+        return {"hook": url.rsplit("/", 1)[-1], "status": status, "error": error, "sent_at": sent_at,
+                "ack_s": time.perf_counter() - t0}
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bench-client") as pool:
+        # Start the client threads before the clock does: creating them during the burst would
+        # hold concurrent.futures' process-wide lock, which the bot's executors take too.
+        gate = threading.Barrier(concurrency + 1)
+        for _ in range(concurrency):
+            pool.submit(gate.wait)
+        gate.wait()
+        burst_wall, t0 = time.time(), time.perf_counter()
+        results = list(pool.map(send, jobs))
+        sent_s = time.perf_counter() - t0
+    return {"results": results, "burst_wall": burst_wall, "sent_s": sent_s}
+
+
+class Stages:
+    """Server-side timestamps of each request, by wrapping methods of the server and app objects
+    (instance attributes only; the bot's code is unchanged).
+
+    accept loop: `process_request` in the single thread that accepts connections (it starts
+    one thread per request); thread start: from the accept until that thread runs; handler:
+    the whole WSGI handling in that thread (read, Bolt, write); dispatch: Bolt's `App.dispatch`
+    (signature check, middleware, running the listener until it calls ack()).
+    """
+
+    def __init__(self, app, server):
+        self._lock = threading.Lock()
+        self.clear()
+        process_request, finish_request, dispatch = server.process_request, server.finish_request, app.dispatch
+
+        def timed_process_request(request, client_address):
+            t0 = time.perf_counter()
+            self._mark(client_address, "accepted", t0)
+            process_request(request, client_address)
+            self._mark(client_address, "spawned", time.perf_counter())
+
+        def timed_finish_request(request, client_address):
+            self._mark(client_address, "started", time.perf_counter())
+            try:
+                finish_request(request, client_address)
+            finally:
+                self._mark(client_address, "finished", time.perf_counter())
+
+        def timed_dispatch(req):
+            t0 = time.perf_counter()
+            try:
+                return dispatch(req)
+            finally:
+                with self._lock:
+                    self.dispatch.append(time.perf_counter() - t0)
+
+        server.process_request = timed_process_request
+        server.finish_request = timed_finish_request
+        app.dispatch = timed_dispatch  # the WSGI adapter calls app.dispatch(bolt_request)
+
+    def clear(self):
+        with self._lock:
+            self.marks: dict = collections.defaultdict(dict)
+            self.dispatch: list[float] = []
+
+    def _mark(self, key, name, value):
+        with self._lock:
+            self.marks[key][name] = value
+
+    def _stage(self, start: str, end: str) -> list[float]:
+        return [1000 * (m[end] - m[start]) for m in self.marks.values() if start in m and end in m]
+
+    def rows(self, acks_ms) -> list[tuple[str, list[float]]]:
+        return [
+            ("accept loop (process_request: start a thread)", self._stage("accepted", "spawned")),
+            ("accepted -> handler thread running", self._stage("accepted", "started")),
+            ("handler thread (read, WSGI, Bolt, write)", self._stage("started", "finished")),
+            ("  of which App.dispatch", [1000 * t for t in self.dispatch]),
+            ("server total (accepted -> response written)", self._stage("accepted", "finished")),
+            ("client: ack latency (POST -> response read)", list(acks_ms)),
+        ]
+
+    def report(self, acks_ms) -> str:
+        lines = [f"  {'stage':48s} {'p50':>7s} {'p95':>7s} {'p99':>7s} {'max':>7s}     n"]
+        for name, values in self.rows(acks_ms):
+            if values:
+                lines.append(f"  {name:48s} {percentile(values, 50):7.1f} {percentile(values, 95):7.1f} "
+                             f"{percentile(values, 99):7.1f} {max(values):7.1f} {len(values):5d}")
+        accepts = sorted(m["accepted"] for m in self.marks.values() if "accepted" in m)
+        if len(accepts) > 1:
+            busy = sum(self._stage("accepted", "spawned"))
+            span = 1000 * (accepts[-1] - accepts[0])
+            lines.append(f"  accept loop busy {busy:.0f} ms of the {span:.0f} ms between the first and the last "
+                         f"accept ({len(accepts)} connections)")
+        return "\n".join(lines)
+
+    def summary(self) -> dict:
+        keys = ["accept_loop", "to_thread", "handler", "dispatch", "server_total"]
+        return {k: {"p50": round(percentile(v, 50), 1), "p99": round(percentile(v, 99), 1)}
+                for k, (_, v) in zip(keys, self.rows([])) if v}
 
 
 def main() -> int:
@@ -149,9 +275,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="commands sent and answered before measuring")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for all answers")
     parser.add_argument("--grace", type=float, default=1.0, help="seconds to keep watching for duplicates")
+    parser.add_argument("--client-process", action="store_true",
+                        help="send from a child process (the sender then does not share the bot's GIL)")
     parser.add_argument("--profile", action="store_true", help="sample request threads; time App.dispatch")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.root.handlers:  # bm25s sets its own logger to DEBUG when imported
+        handler.setLevel(logging.WARNING)
     if not (DATA / "scifact" / "corpus.jsonl").is_file():
         print(f"SciFact data not found under {DATA}; set LABMATE_TEST_DATA.", file=sys.stderr)
         return 2
@@ -172,34 +302,15 @@ def main() -> int:
 
         env = {"SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.url}
         app = create_app(settings, services, env)
-        dispatch_times: list[float] = []
-        if args.profile:
-            original = app.dispatch
-
-            def timed_dispatch(req):
-                t0 = time.perf_counter()
-                try:
-                    return original(req)
-                finally:
-                    dispatch_times.append(time.perf_counter() - t0)
-
-            app.dispatch = timed_dispatch  # SlackRequestHandler calls app.dispatch(bolt_request)
         server = start_http(app, "127.0.0.1", 0)
-        sender = SlackSender(f"http://127.0.0.1:{server.server_port}", SECRET, fake, timeout=30.0)
+        stages = Stages(app, server) if args.profile else None
+        bot_url = f"http://127.0.0.1:{server.server_port}"
+        ids = {"team_id": fake.team_id, "api_app_id": fake.app_id, "bot_user_id": fake.bot_user_id}
 
-        def send(i: int, text: str) -> dict:
-            url = fake.new_response_url(channel=CHANNEL, user=f"U{i:07d}")
-            hook = url.rsplit("/", 1)[-1]
-            t0 = time.perf_counter()
-            sent_at = time.time()
-            try:
-                status = sender.command("/papers", text, user_id=f"U{i:07d}", channel_id=CHANNEL,
-                                        response_url=url).status
-                error = None
-            except OSError as exc:
-                status, error = None, repr(exc)
-            return {"hook": hook, "status": status, "error": error, "sent_at": sent_at,
-                    "ack_s": time.perf_counter() - t0}
+        def jobs(first: int, texts: list[str]) -> list[tuple[str, str, str]]:
+            """(user, text, response_url) per command: each its own response_url on the fake."""
+            users = [f"U{first + i:07d}" for i in range(len(texts))]
+            return [(u, t, fake.new_response_url(channel=CHANNEL, user=u)) for u, t in zip(users, texts)]
 
         def posts_by_hook() -> dict[str, list]:
             by_hook: dict[str, list] = collections.defaultdict(list)
@@ -219,7 +330,7 @@ def main() -> int:
             return None
 
         # -- warm-up (not measured) ---------------------------------------------------------
-        warm = [send(-1 - i, queries[i]) for i in range(args.warmup)]
+        warm = burst(bot_url, ids, jobs(9_000_000, queries[:args.warmup]), 1)["results"] if args.warmup else []
         if warm and wait_answers([w["hook"] for w in warm], args.timeout) is None:
             print("warm-up commands were not answered in time", file=sys.stderr)
         if warm:
@@ -228,18 +339,26 @@ def main() -> int:
         warm_hooks = {w["hook"] for w in warm}
 
         # -- measured burst ------------------------------------------------------------------
-        sampler = StackSampler(lambda name: name.startswith("Thread-") or name.startswith("ThreadPoolExecutor"))
-        if args.profile:
-            dispatch_times.clear()
-            sampler.start()
-        measured = queries[args.warmup:]
-        burst_start = time.perf_counter()
-        burst_wall = time.time()
-        with ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="bench-client") as pool:
-            results = list(pool.map(send, range(args.commands), measured))
-        sent_s = time.perf_counter() - burst_start
-        if args.profile:
+        # Request threads: one per connection (socketserver's "Thread-N (process_request_thread)")
+        # and Bolt's listener executor ("ThreadPoolExecutor-N_M").
+        sampler = StackSampler(lambda name: "process_request_thread" in name or name.startswith("ThreadPoolExecutor"))
+        work = jobs(0, queries[args.warmup:])
+        if args.client_process:
+            # Slack's side in its own process (as in production, it does not share the bot's GIL).
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+                child.submit(time.sleep, 0).result()  # the child has started and imported this module
+                if stages:
+                    stages.clear()
+                    sampler.start()
+                sent = child.submit(burst, bot_url, ids, work, args.concurrency).result()
+        else:
+            if stages:
+                stages.clear()
+                sampler.start()
+            sent = burst(bot_url, ids, work, args.concurrency)
+        if stages:
             sampler.stop()
+        results, burst_wall, sent_s = sent["results"], sent["burst_wall"], sent["sent_s"]
         hooks = [r["hook"] for r in results]
         all_answered_s = wait_answers(hooks, max(0.0, args.timeout - sent_s))
         time.sleep(args.grace)  # a duplicate would arrive shortly after the first answer
@@ -249,7 +368,7 @@ def main() -> int:
         acks_ms = [1000 * r["ack_s"] for r in results if r["status"] == 200]
         bad_status = collections.Counter(str(r["status"] if r["error"] is None else r["error"]) for r in results
                                          if r["status"] != 200)
-        exactly_once = duplicates = missing = errors = split = 0
+        exactly_once = duplicates = incomplete = missing = errors = split = 0
         answer_latency = []
         last_answer_at = None
         for r in results:
@@ -257,13 +376,12 @@ def main() -> int:
             if not posts:
                 missing += 1
                 continue
-            # A split answer: later parts have no "N paper(s) for" header.
-            headers = sum(1 for c in posts if _is_first_part(c.params))
-            parts_expected = len(posts) if headers == 1 else None
-            if len(posts) > 1 and headers == 1:
-                split += 1
-            if headers == 1 and len(posts) == parts_expected:
+            verdict = _answer_shape(posts)
+            if verdict == "once":
                 exactly_once += 1
+                split += len(posts) > 1
+            elif verdict == "incomplete":
+                incomplete += 1
             else:
                 duplicates += 1
             if any(c.params.get("response_type") != "in_channel" for c in posts):
@@ -285,7 +403,7 @@ def main() -> int:
         print(f"ack latency ms: p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {worst:.1f}")
         print(f"answers received: {sum(len(by_hook.get(h, [])) for h in hooks)} posts for {args.commands - missing} "
               f"commands; answered exactly once: {exactly_once}; duplicates: {duplicates}; missing: {missing}; "
-              f"split into several messages: {split}; error answers (ephemeral): {errors}; "
+              f"incomplete: {incomplete}; split into several messages: {split}; error answers (ephemeral): {errors}; "
               f"parked in outbox: {parked}; stray posts: {stray}")
         if answer_latency:
             print(f"answer latency s (command sent -> first post): p50 {percentile(answer_latency, 50):.2f}  "
@@ -296,11 +414,9 @@ def main() -> int:
         goal_met = (len(acks_ms) == args.commands and p99 <= GOAL_P99_MS and exactly_once == args.commands)
         print(f"goal (p99 ack <= {GOAL_P99_MS:.0f} ms, all answered exactly once): "
               f"{'MET' if goal_met else 'NOT MET'}")
-        if args.profile:
-            print(f"\nApp.dispatch (Bolt: verification, middleware, listener until ack) ms: "
-                  f"p50 {percentile([1000 * t for t in dispatch_times], 50):.1f}  "
-                  f"p99 {percentile([1000 * t for t in dispatch_times], 99):.1f}  "
-                  f"max {1000 * max(dispatch_times, default=float('nan')):.1f}  (n={len(dispatch_times)})")
+        if stages:
+            print("\nwhere an ack's time goes (ms; server-side stages, measured in this process):")
+            print(stages.report(acks_ms))
             print(sampler.report())
 
         summary = {
@@ -310,15 +426,15 @@ def main() -> int:
             "ack_ms": {"p50": round(p50, 1), "p95": round(p95, 1), "p99": round(p99, 1), "max": round(worst, 1)},
             "answers_received": sum(len(by_hook.get(h, [])) for h in hooks),
             "answered_exactly_once": exactly_once, "duplicates": duplicates, "missing": missing,
+            "incomplete": incomplete,
             "split": split, "error_answers": errors, "parked": parked, "stray": stray,
             "answer_s": {"p50": round(percentile(answer_latency, 50), 2),
                          "p95": round(percentile(answer_latency, 95), 2)} if answer_latency else None,
             "until_last_answer_s": round(until_last, 2) if until_last is not None else None,
             "sent_s": round(sent_s, 2), "goal_met": goal_met,
         }
-        if args.profile:
-            summary["dispatch_ms"] = {"p50": round(percentile([1000 * t for t in dispatch_times], 50), 1),
-                                      "p99": round(percentile([1000 * t for t in dispatch_times], 99), 1)}
+        if stages:
+            summary["stages_ms"] = stages.summary()
         server.shutdown()
         server.server_close()
         services.close()
@@ -326,22 +442,39 @@ def main() -> int:
     return 0 if goal_met else 1
 
 
-def _is_first_part(params: dict) -> bool:
-    """Whether a response_url post starts an answer (results header, help, error, no results)."""
+_HEADER = re.compile(r"^\*(\d+) paper\(s\) for ")
+_HIT = re.compile(r"^\*(\d+)\. ")
+
+
+def _blocks(params: dict) -> list:
     blocks = params.get("blocks")
     if isinstance(blocks, str):
         try:
             blocks = json.loads(blocks)
         except ValueError:
             blocks = None
-    if not blocks:
-        return True
-    first = blocks[0]
-    if first.get("type") != "section":
-        return True
-    text = (first.get("text") or {}).get("text", "")
-    # A continuation message of a split result list starts with a hit ("*11. <title>*").
-    return not (text.startswith("*") and text[1:2].isdigit())
+    return blocks if isinstance(blocks, list) else []
+
+
+def _answer_shape(posts: list) -> str:
+    """"once" when the posts to one response_url form exactly one answer, else "duplicate"
+    (or "incomplete" when parts of a split result list are missing).
+
+    A result list is one answer when exactly one post carries the "*N paper(s) for" header and
+    the hits 1..N appear exactly once across the posts (a list over 50 blocks is split into
+    several messages). Anything else (help, an error, "no papers match") must be one post.
+    """
+    texts = [[(b.get("text") or {}).get("text", "") for b in _blocks(c.params) if b.get("type") == "section"]
+             for c in posts]
+    headers = [int(m.group(1)) for t in texts for s in t if (m := _HEADER.match(s))]
+    if not headers:
+        return "once" if len(posts) == 1 else "duplicate"
+    ranks = sorted(int(m.group(1)) for t in texts for s in t if (m := _HIT.match(s)))
+    if len(headers) == 1 and ranks == list(range(1, headers[0] + 1)):
+        return "once"
+    if len(headers) == 1 and len(set(ranks)) == len(ranks):
+        return "incomplete"  # some parts of a split answer never came
+    return "duplicate"
 
 
 if __name__ == "__main__":

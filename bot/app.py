@@ -33,7 +33,7 @@ def create_app(settings, services, env: Mapping[str, str] | None = None, *, veri
         raise ConfigError(TOKEN_HELP)
     client = make_client(token, env, settings.slack.api_retries)
     secret = env.get("SLACK_SIGNING_SECRET") or ""
-    app = App(token=token, client=client, signing_secret=secret, request_verification_enabled=bool(secret),
+    app = App(client=client, signing_secret=secret, request_verification_enabled=bool(secret),
               token_verification_enabled=verify_token, logger=logging.getLogger("labmate.bolt"))
     services.messenger = Messenger(client, services.state, settings.slack.api_retries)
 
