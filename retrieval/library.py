@@ -45,6 +45,7 @@ class Library:
         self.search_settings = search
         self.derived = derived
         self._last_checkpoint = time.monotonic()
+        self._manifest_stamp = self._stamp()
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -76,6 +77,29 @@ class Library:
             return self.derived
         finally:
             held.__exit__(None, None, None)
+
+    def _stamp(self) -> int | None:
+        try:
+            return (self.folder / persist.MANIFEST).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def refresh(self) -> None:
+        """Pick up a generation another process published (e.g. `labmate index add` while the
+        bot runs). Costs one stat() when nothing changed."""
+        stamp = self._stamp()
+        if stamp == self._manifest_stamp:
+            return
+        for _ in range(3):  # the writer may delete the files of the manifest we just read
+            manifest = persist.read_manifest(self.folder)
+            if not manifest or manifest["generation"] == self.derived.generation:
+                break
+            try:
+                self.derived = self._read_files(manifest)
+                break
+            except IndexStateError:
+                time.sleep(0.05)
+        self._manifest_stamp = stamp
 
     def _read_files(self, manifest: dict) -> Derived:
         try:
@@ -169,6 +193,7 @@ class Library:
         })
         persist.remove_stale(self.folder, keep={vectors_name, bm25_name})
         self._last_checkpoint = time.monotonic()
+        self._manifest_stamp = self._stamp()
 
     # -- reporting ---------------------------------------------------------------------------------
     def stats(self) -> dict:

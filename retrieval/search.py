@@ -63,6 +63,7 @@ def search(library: Library, query: str, k: int | None = None, filters: Filters 
     """The k best papers for a query, best first."""
     if not query.strip() and query_vector is None:
         raise QueryError("The query is empty; type a few words about what you are looking for.")
+    library.refresh()
     settings = library.search_settings
     k = k or settings.k
     allowed = None

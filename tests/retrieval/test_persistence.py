@@ -155,3 +155,16 @@ def test_other_model_is_refused_until_rebuild(open_library, index_dir, tmp_path)
     assert reopened.stats()["model"] == "other-minilm"
     assert search(reopened, "hydrothermal vents", k=1)[0].id == "p1"
     reopened.close()
+
+
+def test_a_running_reader_sees_what_another_writer_adds(open_library, index_dir, tmp_path, embedder):
+    reader = open_library()
+    source = tmp_path / "x.jsonl"
+    source.write_text(json.dumps({"id": "p1", "title": "Ocean acidification", "abstract": "Lower pH."}) + "\n")
+    add_paths(reader, [source])
+    writer = Library.open(IndexSettings(dir=index_dir), embedder)
+    source.write_text(source.read_text() + json.dumps({"id": "p2", "title": "Tardigrade desiccation",
+                                                       "abstract": "Tardigrades survive drying."}) + "\n")
+    add_paths(writer, [source])
+    writer.close()
+    assert search(reader, "tardigrades drying", k=1)[0].id == "p2"
