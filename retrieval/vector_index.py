@@ -7,6 +7,7 @@ itself until recall@10 against exact search reaches the configured target.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -43,12 +44,17 @@ def _faiss():
     return faiss
 
 
-def _gpu_wrap(index):
-    """Move to a GPU when faiss-gpu is installed and a device is visible; else return as is."""
+def _gpu_copy(index):
+    """A GPU copy of the index when faiss-gpu is installed and a device is visible, else None.
+    Any failure to copy (an index type the GPU build lacks, no memory) falls back to the CPU."""
     faiss = _faiss()
-    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        return None
+    try:
         return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    return index
+    except Exception as exc:  # noqa: BLE001 - searching on the CPU is always correct
+        logging.getLogger("labmate.faiss").warning("FAISS GPU copy failed, searching on CPU: %s", exc)
+        return None
 
 
 class FaissIndex:
@@ -58,6 +64,8 @@ class FaissIndex:
         self.index = index
         self.kind = kind
         self.nprobe = nprobe
+        self._gpu = None  # a GPU copy for unfiltered searches, made on first use
+        self._gpu_checked = False
         self._apply_nprobe()
 
     # -- construction --------------------------------------------------------------------------
@@ -129,10 +137,12 @@ class FaissIndex:
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                     np.ascontiguousarray(ids, dtype=np.int64))
+            self._gpu, self._gpu_checked = None, False
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids):
             self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
+            self._gpu, self._gpu_checked = None, False
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
         """(scores, ids) of the k nearest passages per query; `allowed` restricts the ids."""
@@ -140,11 +150,17 @@ class FaissIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.index.d)
         k = max(1, min(k, len(self)))
         if allowed is None:
-            return self.index.search(queries, k)
+            return self._unfiltered().search(queries, k)
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         params = (faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe) if self.kind == "ivf"
                   else faiss.SearchParameters(sel=selector))
         return self.index.search(queries, k, params=params)
+
+    def _unfiltered(self):
+        """The GPU copy when there is one (exact search only: IVF parameters stay on the CPU)."""
+        if not self._gpu_checked and self.kind == "flat":
+            self._gpu, self._gpu_checked = _gpu_copy(self.index), True
+        return self._gpu if self._gpu is not None else self.index
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
