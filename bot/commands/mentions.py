@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from bot.blocks import results_blocks, results_text, split_messages, text_blocks
+from bot.blocks import text_blocks
+from bot.commands.papers import papers_messages
 from bot.errors import user_message
-from bot.router import PAPERS_HELP, describe, parse_papers, run_papers
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -28,15 +28,8 @@ def register(app, services) -> None:
 
 
 def _answer(services, question: str, channel: str, thread: str) -> None:
-    request = parse_papers(_strip_filler(question))
-    if request.help:
-        services.messenger.post(channel=channel, thread_ts=thread, text=PAPERS_HELP, blocks=text_blocks(PAPERS_HELP))
-        return
-    with services.library_lock:
-        hits = run_papers(services.library(), request)
-    description = describe(request)
-    fallback = results_text(description, hits)
-    for blocks in split_messages(results_blocks(description, hits)):
+    _, messages = papers_messages(services, _strip_filler(question))
+    for fallback, blocks in messages:
         services.messenger.post(channel=channel, thread_ts=thread, text=fallback, blocks=blocks)
 
 

@@ -45,19 +45,25 @@ def _replier(services, response_url):
     return reply
 
 
-def _search_and_respond(services, text: str, response_url: str, in_channel: bool = True) -> None:
+def papers_messages(services, text: str) -> tuple[bool, list[tuple[str, list[dict]]]]:
+    """Run a papers request; returns (is_help, messages as (fallback text, blocks)) within
+    Slack's limits. /papers and @-mentions both answer with this."""
     request = parse_papers(text)
     if request.help:
-        services.messenger.respond(response_url, response_type="ephemeral", text=PAPERS_HELP,
-                                   blocks=text_blocks(PAPERS_HELP))
-        return
+        return True, [(PAPERS_HELP, text_blocks(PAPERS_HELP))]
     with services.library_lock:
         hits = run_papers(services.library(), request)
     description = describe(request)
     fallback = results_text(description, hits)
-    for blocks in split_messages(results_blocks(description, hits)):
-        services.messenger.respond(response_url, response_type="in_channel" if in_channel else "ephemeral",
-                                   replace_original=False, text=fallback, blocks=blocks)
+    return False, [(fallback, blocks) for blocks in split_messages(results_blocks(description, hits))]
+
+
+def _search_and_respond(services, text: str, response_url: str, in_channel: bool = True) -> None:
+    is_help, messages = papers_messages(services, text)
+    visibility = "in_channel" if in_channel and not is_help else "ephemeral"
+    for fallback, blocks in messages:
+        services.messenger.respond(response_url, response_type=visibility, replace_original=False,
+                                   text=fallback, blocks=blocks)
 
 
 def _send_bibtex(services, paper_id: str, response_url: str) -> None:
