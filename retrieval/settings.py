@@ -44,6 +44,9 @@ class EmbeddingSettings(Section):
     )
     device: str = Field("auto", description='"auto" (CUDA when available), "cpu" or "cuda".')
     batch_size: int = Field(64, ge=1, description="Texts per forward pass when embedding.")
+    query_threads: int = Field(
+        1, ge=0, description="CPU threads for embedding one search query (0 = torch's default); one is "
+        "steadiest on a shared machine.")
 
 
 class SearchSettings(Section):

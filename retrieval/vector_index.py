@@ -38,8 +38,8 @@ class IvfParams:
 def _faiss():
     import faiss
 
-    # One query at a time is the bot's case: OpenMP start-up across threads costs more than it
-    # saves for a small flat scan, so let FAISS use the cores only when it asked to.
+    # All cores by default (batch work, IVF training); LABMATE_FAISS_THREADS caps it on a
+    # shared machine.
     faiss.omp_set_num_threads(int(os.environ.get("LABMATE_FAISS_THREADS", os.cpu_count() or 1)))
     return faiss
 
@@ -95,6 +95,7 @@ class FaissIndex:
         n, dim = train_vectors.shape
         nlist = nlist or int(min(max(64, 4 * math.sqrt(n)), 16384))
         nlist = 1 << round(math.log2(nlist))
+        nlist = max(1, min(nlist, n // 39))  # k-means needs ~39 points per centroid
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         # 64 points per centroid train k-means well; more only costs time.
@@ -152,8 +153,14 @@ class FaissIndex:
         if allowed is None:
             return self._unfiltered().search(queries, k)
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        params = (faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe) if self.kind == "ivf"
-                  else faiss.SearchParameters(sel=selector))
+        if self.kind == "ivf":
+            # A filter leaves fewer candidates in each probed list: probe proportionally more
+            # lists so a narrow filter keeps the calibrated recall.
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            nprobe = min(nlist, math.ceil(self.nprobe * len(self) / max(1, len(allowed))))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
         return self.index.search(queries, k, params=params)
 
     def _unfiltered(self):
