@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -90,30 +91,29 @@ class SentenceTransformerEmbedder:
         """Normalized embeddings, shape (len(texts), dim), float32."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if len(texts) == 1 and self.query_threads:
-            return self._encode_query(texts, batch_size)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=batch_size or self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def _encode_query(self, texts: Sequence[str], batch_size: int | None) -> np.ndarray:
-        """One short text: on a shared machine the intra-op threads of a tiny forward pass wait
-        for each other (p95 0.5 s with 2 threads vs 27 ms with 1, bench/retrieval_speed.py)."""
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.query_threads)
-        try:
+        threads = self.query_threads if len(texts) == 1 else 0
+        with _torch_threads(threads):
             vectors = self.model.encode(list(texts), batch_size=batch_size or self.batch_size,
                                         normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        finally:
-            torch.set_num_threads(before)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run with `threads` intra-op threads (0: leave as is). For one query on a shared machine,
+    the threads of a tiny forward pass wait for each other: p95 0.5 s with 2 threads vs 27 ms
+    with 1 (bench/retrieval_speed.py)."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _read_dim(path: Path) -> int | None:
