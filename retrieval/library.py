@@ -67,16 +67,14 @@ class Library:
         manifest = persist.read_manifest(self.folder)
         if manifest and manifest["generation"] == self.store.generation():
             return self._read_files(manifest)
-        held = persist.try_lock(self.folder)
-        if held is None:
-            # A writer is mid-ingest: read its last committed snapshot, or build one in memory.
-            return self._read_files(manifest) if manifest else self._build_derived()
-        try:  # Nobody is writing, yet files lag the database: an ingest was interrupted.
+        with persist.lock_if_free(self.folder) as held:
+            if not held:
+                # A writer is mid-ingest: read its last committed snapshot, or build one in memory.
+                return self._read_files(manifest) if manifest else self._build_derived()
+            # Nobody is writing, yet the files lag the database: an ingest was interrupted.
             self.derived = self._build_derived()
             self._publish()
             return self.derived
-        finally:
-            held.__exit__(None, None, None)
 
     def _stamp(self) -> int | None:
         try:

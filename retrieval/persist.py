@@ -125,14 +125,20 @@ def write_lock(folder: Path, timeout: float = 0.0) -> Iterator[None]:
         handle.close()  # closing releases the flock
 
 
-def try_lock(folder: Path):
-    """A held write lock or None if another process has it (for opportunistic repairs)."""
+@contextmanager
+def lock_if_free(folder: Path) -> Iterator[bool]:
+    """Hold the write lock if nobody else does: yields True while held, False if another
+    process is writing (for opportunistic repairs that may simply be skipped)."""
+    lock = write_lock(folder, 0.0)
     try:
-        ctx = write_lock(folder, 0.0)
-        ctx.__enter__()
-        return ctx
+        lock.__enter__()
     except IndexLockedError:
-        return None
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def folder_size(folder: Path) -> int:
