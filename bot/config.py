@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from core.errors import ConfigError
 from bot.settings import AccessSettings, SlackSettings, StorageSettings
+from drafting.settings import DraftingSettings
 from retrieval.settings import EmbeddingSettings, IndexSettings, SearchSettings, Section
 
 ENV_PREFIX = "LABMATE_"
@@ -31,6 +32,7 @@ class Settings(Section):
     slack: SlackSettings = SlackSettings()
     access: AccessSettings = AccessSettings()
     storage: StorageSettings = StorageSettings()
+    drafting: DraftingSettings = DraftingSettings()
 
 
 def default_config_path() -> Path | None:
@@ -128,3 +130,8 @@ def _resolve_paths(settings: Settings, base: Path, from_env: set[tuple[str, str]
     model = settings.embedding.model
     if model != "default" and not Path(model).expanduser().is_absolute():
         settings.embedding.model = str(resolve("embedding", "model", Path(model)))
+    drafting = settings.drafting
+    drafting.cache_dir = resolve("drafting", "cache_dir", drafting.cache_dir)
+    # For the openai backend the model is a name the server knows, not a path.
+    if drafting.backend != "openai" and drafting.model != "default" and not Path(drafting.model).expanduser().is_absolute():
+        drafting.model = str(resolve("drafting", "model", Path(drafting.model)))

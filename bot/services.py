@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.slack_client import Messenger
     from bot.state import BotState
+    from drafting.generator import Generator
     from retrieval.library import Library
 
 log = logging.getLogger("labmate")
@@ -26,33 +27,54 @@ def open_library(settings: "Settings", check_model: bool = True) -> "Library":
 
 
 class Services:
-    """What the Slack handlers need: the library (opened once), the bot database, the messenger
-    and the worker threads that do the slow part of every command after its ack."""
+    """What the Slack handlers need: the library (opened once), the language model (loaded on the
+    first draft), the bot database, the messenger, and the worker threads that do the slow part
+    of every command after its ack."""
 
-    def __init__(self, settings: "Settings", library: "Library | None" = None):
+    def __init__(self, settings: "Settings", library: "Library | None" = None,
+                 generator: "Generator | None" = None):
         from bot.state import BotState
 
         self.settings = settings
         self.state: BotState = BotState(settings.storage.database)
         self.messenger: Messenger | None = None
         self.workers = ThreadPoolExecutor(max_workers=settings.slack.workers, thread_name_prefix="labmate-work")
+        # Drafts run for minutes: their own threads, so searches never queue behind them.
+        self.slow_workers = ThreadPoolExecutor(max_workers=settings.slack.workers, thread_name_prefix="labmate-slow")
         # One lock for the library: searches are short, and ingests must not interleave with them.
         self.library_lock = threading.RLock()
+        # One draft at a time runs the model (a second one waits): a small machine has one model's room.
+        self.generation_lock = threading.Lock()
+        self._generator_lock = threading.Lock()
         self._library = library
+        self._generator = generator
 
     def library(self) -> "Library":
+        """The retriever's library, opened on first use."""
         with self.library_lock:
             if self._library is None:
                 self._library = open_library(self.settings)
             return self._library
+
+    def generator(self) -> "Generator":
+        """The drafting model as `[drafting]` configures it, built on first use (it loads its
+        weights lazily, on its first `generate`)."""
+        with self._generator_lock:
+            if self._generator is None:
+                from drafting.generator import make_generator
+
+                self._generator = make_generator(self.settings.drafting)
+            return self._generator
 
     def warm_up(self) -> None:
         """Open the index and load the model before the first user waits for it."""
         with self.library_lock:
             self.library().embedder.encode(["warm up"])
 
-    def submit(self, work: Callable[[], None], on_error: Callable[[BaseException], None]) -> None:
-        """Run `work` after the ack; any exception goes to `on_error` (the user gets an answer)."""
+    def submit(self, work: Callable[[], None], on_error: Callable[[BaseException], None], *,
+               slow: bool = False) -> None:
+        """Run `work` after the ack; any exception goes to `on_error` (the user gets an answer).
+        `slow` work (drafts) runs on its own threads, so quick searches never wait behind it."""
 
         def run() -> None:
             try:
@@ -61,10 +83,12 @@ class Services:
                 log.exception("command failed")
                 on_error(exc)
 
-        self.workers.submit(run)
+        (self.slow_workers if slow else self.workers).submit(run)
 
     def close(self) -> None:
+        """Finish the work in progress, then stop the messenger and close the database and index."""
         self.workers.shutdown(wait=True, cancel_futures=False)
+        self.slow_workers.shutdown(wait=True, cancel_futures=False)
         if self.messenger:
             self.messenger.stop()
         self.state.close()

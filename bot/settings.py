@@ -17,6 +17,10 @@ class SlackSettings(Section):
     )
     workers: int = Field(2, ge=1, le=32, description="Threads running searches and ingests after the ack.")
     files_collection: str = Field("slack", description="Collection that papers shared as files in Slack go to.")
+    update_seconds: float = Field(
+        1.0, ge=0.05, le=60, description="Least time between two edits of a draft being written live in Slack "
+        "(chat.update is rate limited)."
+    )
 
 
 class AccessRule(Section):

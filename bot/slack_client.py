@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
+from bot.blocks import code_blocks, split_messages, text_blocks
 from bot.state import BotState
 
 log = logging.getLogger("labmate.slack")
@@ -47,13 +48,33 @@ class Messenger:
         self.retries = retries
         self._stop = threading.Event()
 
-    def post(self, **message: Any) -> dict | None:
-        """chat.postMessage (or chat.postEphemeral when `user` is given); None if parked."""
+    def post(self, *, park: bool = True, **message: Any) -> dict | None:
+        """chat.postMessage (or chat.postEphemeral when `user` is given); None if Slack refused it.
+        A refused message is parked for redelivery unless `park` is False (the caller handles it)."""
         method = "chat_postEphemeral" if message.get("user") else "chat_postMessage"
-        return self._call(method, message)
+        return self._call(method, message, park)
 
-    def update(self, **message: Any) -> dict | None:
-        return self._call("chat_update", message)
+    def update(self, *, park: bool = True, **message: Any) -> dict | None:
+        """chat.update; None if Slack refused it. `park=False` for edits a later one supersedes
+        (live progress), so a stale one is never redelivered over the final text."""
+        return self._call("chat_update", message, park)
+
+    def upload(self, channel: str, thread_ts: str | None, files: list[tuple[str, str, str]]) -> bool:
+        """Upload text files, given as (filename, content, title), into a thread in one share.
+        If Slack refuses, the failure is logged and the contents are posted in the thread as
+        text instead (parked like any message if that fails too); returns whether the upload worked."""
+        uploads = [{"filename": name, "content": content, "title": title} for name, content, title in files]
+        try:
+            self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, file_uploads=uploads)
+            return True
+        except Exception as exc:  # API error, upload URL refused, network failure after retries
+            log.exception("Slack did not take the files %s for %s", [f[0] for f in files], channel)
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+        for name, content, _ in files:
+            header = f":warning: I could not attach `{name}` ({error}); here is its content instead."
+            for blocks in split_messages([text_blocks(header)[0], *code_blocks(content)], max_chars=12000):
+                self.post(channel=channel, thread_ts=thread_ts, text=header, blocks=blocks)
+        return False
 
     def respond(self, response_url: str, **payload: Any) -> bool:
         """Reply through a command's or action's response_url (works without channel membership)."""
@@ -67,11 +88,14 @@ class Messenger:
         self._park("respond", {"response_url": response_url, **payload}, error)
         return False
 
-    def _call(self, method: str, message: dict) -> dict | None:
+    def _call(self, method: str, message: dict, park: bool = True) -> dict | None:
         try:
             return getattr(self.client, method)(**message).data
         except (SlackApiError, OSError) as exc:
-            self._park(method, message, str(exc))
+            if park:
+                self._park(method, message, str(exc))
+            else:
+                log.warning("Slack refused %s (not retried later): %s", method, exc)
             return None
 
     def _park(self, kind: str, payload: dict, error: str) -> None:

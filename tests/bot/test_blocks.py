@@ -6,7 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from bot.blocks import MAX_BLOCKS, MAX_SECTION, bibtex_blocks, results_blocks, results_text, split_messages
+from bot.blocks import (MAX_BLOCKS, MAX_SECTION, bibtex_blocks, draft_button_block, results_blocks, results_text,
+                        split_messages)
 from retrieval.search import Hit
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -26,12 +27,23 @@ def check_snapshot(name: str, data) -> None:
 
 
 def test_results_blocks_match_snapshot():
-    blocks = results_blocks("“graph networks” · 2019–2023", hits(2))
+    blocks = results_blocks("“graph networks” · 2019–2023", hits(2), draft_topic="graph networks")
     check_snapshot("results_two_hits", blocks)
     first = blocks[1]["text"]["text"]
     assert "&lt;0&gt; &amp; friends" in first  # mrkdwn escaped
     assert blocks[3]["elements"][0]["action_id"] == "papers_bibtex" and blocks[3]["elements"][1]["value"] == "p0"
     assert "<https://doi.org/10.1/1|" in blocks[4]["text"]["text"]  # linked title
+    draft = blocks[-1]["elements"][0]
+    assert draft["action_id"] == "draft_from_results"
+    assert json.loads(draft["value"]) == {"topic": "graph networks", "papers": ["p0", "p1"]}
+
+
+def test_draft_button_value_stays_within_slack_limit():
+    many = [f"some-rather-long-paper-identifier-{i:04d}" for i in range(200)]
+    value = json.loads(draft_button_block("t" * 1000, many)["elements"][0]["value"])
+    assert len(json.dumps(value)) <= 2000 and value["papers"] == many[:len(value["papers"])]
+    assert len(value["papers"]) > 10 and len(value["topic"]) <= 300
+    assert not any(b["type"] == "actions" and b["block_id"] == "draft" for b in results_blocks("x", hits(2)))
 
 
 def test_empty_results_say_so():

@@ -61,7 +61,7 @@ def test_papers_command_acks_then_answers_with_blocks(bot):
     assert message.response_type == "in_channel"
     assert "Photosynthesis in cyanobacteria" in message.plain_text and "Glacier" not in message.plain_text
     buttons = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["papers_bibtex", "papers_more_like"]
+    assert buttons == ["papers_bibtex", "papers_more_like", "draft_from_results"]
     assert message.text.startswith("1 paper(s) for")  # plain-text fallback
 
 

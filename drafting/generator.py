@@ -1,0 +1,64 @@
+"""The `Generator` protocol: what the drafting pipeline needs from a language model.
+
+One implementation per module under `drafting/backends/`; `make_generator` picks the one the
+config names. Implementations load their model lazily, on the first `generate`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Mapping, Protocol, Sequence
+
+from core.errors import UserError
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+OnText = Callable[[str], None]
+
+
+class GenerationError(UserError):
+    """The model could not write (server down, model failed); the message says what to do."""
+
+
+@dataclass
+class Generation:
+    """What one call produced: the text (cut before any stop string) and its cost."""
+
+    text: str
+    tokens: int
+    seconds: float
+
+
+class Generator(Protocol):
+    """A chat model. `on_text` receives each new piece of text as it is written (streaming);
+    generation ends at `max_new_tokens` or when the text contains one of `stop`."""
+
+    name: str
+
+    def generate(self, messages: Sequence[Message], *, max_new_tokens: int, stop: Sequence[str] = (),
+                 on_text: OnText | None = None) -> Generation: ...
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to the first stop string, and whether one was found."""
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def make_generator(settings, env: Mapping[str, str] | None = None) -> Generator:
+    """The backend `settings.backend` names, configured from DraftingSettings."""
+    env = os.environ if env is None else env
+    if settings.backend == "openai":
+        from drafting.backends.openai_compat import OpenAICompatGenerator
+
+        return OpenAICompatGenerator(settings.url, settings.model, api_key=env.get(settings.api_key_env),
+                                     temperature=settings.temperature, timeout=settings.timeout,
+                                     key_env=settings.api_key_env)
+    if settings.backend == "llamacpp":
+        from drafting.backends.llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(settings.model, temperature=settings.temperature)
+    from drafting.backends.transformers_backend import TransformersGenerator
+
+    return TransformersGenerator(settings.model, cache_dir=settings.cache_dir, device=settings.device,
+                                 temperature=settings.temperature)
