@@ -41,6 +41,7 @@ test-fast: install
 bench: install
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/retrieval_speed.py
+	$(BIN)/python bench/drafting.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -55,15 +55,26 @@ def draft(ctx, section, topic, papers, k, metrics, out, as_json) -> None:
                          settings=settings.drafting, on_update=live)
     if live:
         live.clear()
-    if out:
-        out.with_suffix(".md").write_text(result.markdown(), encoding="utf-8")
-        out.with_suffix(".bib").write_text(result.bibtex, encoding="utf-8")
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
-        return
-    click.echo(result.markdown())
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    else:
+        click.echo(result.markdown())
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    if out:  # after printing, so a bad --out path never costs the draft itself
+        _write_files(out, result)
+
+
+def _write_files(base: Path, result) -> None:
+    from core.errors import UserError
+
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.with_name(base.name + ".md").write_text(result.markdown(), encoding="utf-8")
+        base.with_name(base.name + ".bib").write_text(result.bibtex, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"Could not write {base}.md/.bib ({exc}); the draft is printed above. "
+                        "Pass --out a writable path.") from None
 
 
 class _Live:

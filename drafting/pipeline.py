@@ -34,8 +34,12 @@ class Point:
 
 
 def draft(request: DraftRequest, *, library=None, generator, settings: DraftingSettings | None = None,
-          on_update: OnUpdate | None = None) -> Draft:
-    """Draft `request.section`; `on_update(text_so_far)` sees the draft grow (callers throttle)."""
+          on_update: OnUpdate | None = None, sources: list[Source] | None = None) -> Draft:
+    """Draft `request.section`; `on_update(text_so_far)` sees the draft grow (callers throttle).
+
+    `sources` (from `collect_sources`) skips retrieval, e.g. when the caller had to hold a lock
+    on the library while reading it.
+    """
     settings = settings or DraftingSettings()
     spec = parse_section(request.section)
     start = time.perf_counter()
@@ -43,6 +47,20 @@ def draft(request: DraftRequest, *, library=None, generator, settings: DraftingS
         from drafting.results import draft_results_section
 
         return draft_results_section(request, generator, settings, on_update)
+    if sources is None:
+        sources = collect_sources(request, library, settings)
+    topic = " ".join(request.topic.split()) or sources[0].title
+    writer = SectionWriter(spec, topic, sources, generator, settings, on_update)
+    writer.write(plan(spec, sources))
+    result = build_draft(spec, topic, writer.paragraphs, sources, writer.warnings)
+    result.stats.update(writer.stats(), seconds=round(time.perf_counter() - start, 3), model=generator.name)
+    return result
+
+
+def collect_sources(request: DraftRequest, library, settings: DraftingSettings | None = None) -> list[Source]:
+    """The numbered evidence for a request: its named papers, else the top hits for its topic."""
+    settings = settings or DraftingSettings()
+    spec = parse_section(request.section)
     topic = " ".join(request.topic.split())
     if not topic and not request.papers:
         raise UserError(f"Say what the {spec.title.lower()} is about, e.g. `/draft {spec.name} "
@@ -50,13 +68,7 @@ def draft(request: DraftRequest, *, library=None, generator, settings: DraftingS
     if library is None:
         raise UserError("Drafting needs the paper library; index papers with `labmate index add` first.")
     k = request.k or min(settings.k, spec.max_sources)
-    sources = gather_sources(library, topic, k=k, papers=request.papers, cues=spec.cues)
-    topic = topic or sources[0].title
-    writer = SectionWriter(spec, topic, sources, generator, settings, on_update)
-    writer.write(plan(spec, sources))
-    result = build_draft(spec, topic, writer.paragraphs, sources, writer.warnings)
-    result.stats.update(writer.stats(), seconds=round(time.perf_counter() - start, 3), model=generator.name)
-    return result
+    return gather_sources(library, topic, k=k, papers=request.papers, cues=spec.cues)
 
 
 def plan(spec: SectionSpec, sources: list[Source]) -> list[list[Point]]:

@@ -136,7 +136,7 @@ def start_draft(services, job: DraftJob) -> None:
 
 def run_draft(services, job: DraftJob) -> None:
     """Write the draft (one at a time per process), showing it live, then publish it."""
-    from drafting.pipeline import draft
+    from drafting.pipeline import collect_sources, draft
 
     live = LiveDraft(services.messenger, job, services.settings.slack.update_seconds)
     lock = services.generation_lock
@@ -147,8 +147,10 @@ def run_draft(services, job: DraftJob) -> None:
             job.title, request.topic, job.user, len(request.papers), queued=True))
         lock.acquire()
     try:
-        result = draft(job.request, library=services.library(), generator=services.generator(),
-                       settings=services.settings.drafting, on_update=live)
+        with services.library_lock:  # retrieval must not interleave with searches and ingests
+            sources = collect_sources(job.request, services.library(), services.settings.drafting)
+        result = draft(job.request, generator=services.generator(), settings=services.settings.drafting,
+                       on_update=live, sources=sources)
     finally:
         live.close()
         lock.release()
