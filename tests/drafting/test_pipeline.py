@@ -214,3 +214,26 @@ def test_real_model_drafts_are_correctly_cited(scifact_library, generator, secti
     assert cited == set(range(1, len(result.citations) + 1)) and len(result.citations) == 3
     assert result.stats["tokens"] > 20 and len(updates) > 10  # it streamed
     assert len(result.text.split()) > 40
+
+
+def test_a_draft_through_an_openai_compatible_server(library):
+    """The whole pipeline over HTTP: a vLLM-like server streams, our checks still decide."""
+    from drafting.generator import make_generator
+    from drafting.settings import DraftingSettings
+    from tests.drafting.fake_llm_server import FakeLLMServer
+
+    def reply(messages):
+        prompt = messages[-1]["content"]
+        asked = re.findall(r"end the sentence with \[(\d+)\]", prompt)
+        return f"{evidence_of(prompt)[:-1]} [{asked[0]}] [9].\nMore text." if asked else "Off topic."
+
+    with FakeLLMServer(reply, api_key="sk-lab", delay=0.001) as server:
+        settings = DraftingSettings(backend="openai", url=server.url, model="fake")
+        generator = make_generator(settings, env={"LABMATE_LLM_API_KEY": "sk-lab"})
+        updates = []
+        result = draft(DraftRequest("related-work", "aspirin colorectal", k=2), library=library,
+                       generator=generator, settings=settings, on_update=updates.append)
+    assert citation_errors(result, all_cited=True) == []
+    assert result.stats["fallbacks"] == 0 and result.stats["removed_citations"] == 2
+    assert len(updates) > 10 and "More text" not in result.text  # streamed, cut at the newline
+    assert all(body["stream"] and body["stop"] == ["\n"] for body in server.requests)
