@@ -11,12 +11,12 @@ import pytest
 
 from core.errors import NotFoundError, UserError
 from drafting.evidence import NothingRetrievedError, bibtex_key
-from drafting.generator import Generation, cut_at_stop
 from drafting.pipeline import draft, plan
 from drafting.references import citation_errors
 from drafting.sections import SECTIONS
 from drafting.types import DraftRequest
 from retrieval.ingest import add_paths
+from tests.drafting.fakes import ScriptedGenerator
 
 PAPERS = [
     {"id": "aspirin-trial", "title": "Aspirin and colorectal adenomas", "year": 2003, "authors": ["Robert Sandler"],
@@ -35,25 +35,14 @@ PAPERS = [
 ]
 
 
-class Scripted:
-    """A Generator for real: `reply(prompt, n)` decides the text, streamed word by word."""
+def Scripted(reply):
+    """A scripted model whose `reply(prompt, n)` also gets the source number it was asked to cite."""
+    return ScriptedGenerator(lambda prompt: reply(prompt, asked(prompt)))
 
-    name = "scripted"
 
-    def __init__(self, reply):
-        self.reply = reply
-        self.prompts: list[str] = []
-
-    def generate(self, messages, *, max_new_tokens, stop=(), on_text=None):
-        prompt = messages[-1]["content"]
-        self.prompts.append(prompt)
-        asked = re.findall(r"end the sentence with \[(\d+)\]", prompt)
-        text = self.reply(prompt, int(asked[0]) if asked else None)
-        pieces = re.findall(r"\S+\s*", cut_at_stop(text, stop)[0])
-        for piece in pieces:
-            if on_text:
-                on_text(piece)
-        return Generation(cut_at_stop(text, stop)[0], len(pieces), 0.001)
+def asked(prompt: str) -> int | None:
+    found = re.findall(r"end the sentence with \[(\d+)\]", prompt)
+    return int(found[0]) if found else None
 
 
 def evidence_of(prompt: str) -> str:

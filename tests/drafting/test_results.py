@@ -12,34 +12,14 @@ from pathlib import Path
 import pytest
 
 from core.errors import NotFoundError, UserError
-from drafting.generator import Generation, cut_at_stop
 from drafting.numbers import format_value, matches_value
 from drafting.results import (Metrics, check_numbers, draft_results, load_metrics, matches, normalize_metrics,
                               numbers_in, results_table)
 
+from tests.drafting.fakes import ScriptedGenerator
+
 DATA = Path(__file__).parent / "data"
 FLAT = {"eval_f1": 0.8712, "eval_precision": 0.85, "eval_recall": 0.893, "eval_loss": 0.31, "epoch": 3}
-
-
-class ScriptedGenerator:
-    """Replies with `reply(prompt)` (a function of the user message) or the next scripted string."""
-
-    name = "scripted"
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.prompts: list[str] = []
-
-    def generate(self, messages, *, max_new_tokens, stop=(), on_text=None):
-        prompt = messages[-1]["content"]
-        self.prompts.append(prompt)
-        text = self.reply(prompt) if callable(self.reply) else self.reply[(len(self.prompts) - 1) % len(self.reply)]
-        text, _ = cut_at_stop(text, stop)
-        pieces = re.findall(r"\S+\s*", text)[:max_new_tokens]  # one "token" per word
-        for piece in pieces:
-            if on_text:
-                on_text(piece)
-        return Generation("".join(pieces), len(pieces), 0.01 * len(pieces))
 
 
 def claim(prompt: str) -> str:
