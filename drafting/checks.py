@@ -15,6 +15,11 @@ AUTHOR_CITE = re.compile(r"\b([A-Z][A-Za-z'\-]+)(?: and [A-Z][A-Za-z'\-]+)? et a
 NUMBER = re.compile(r"(?<![\w.\[])\d+(?:[.,]\d+)*%?(?![\w\]])")
 ABBREVIATIONS = ("et al.", "e.g.", "i.e.", "vs.", "Fig.", "fig.", "Eq.", "approx.", "Dr.", "cf.", "Ref.", "No.")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# What small models put before the sentence: bullets, quotes, "Sentence:", "Evidence [2]:", "[1]".
+LEAD_LABEL = re.compile(r"^(?:[-*•\"'\s]|(?:evidence|sentence|answer|summary)\s*(?:\[\d+\])?\s*:|\[\d+\]\s*)+", re.I)
+# Sentences about the prompt rather than about the science.
+META_TALK = re.compile(r"\b(?:the|this) (?:evidence|document|sentence|summary|text)\b|\bevidence above\b|"
+                       r"\b(?:crucial|critical|key|important) finding\b", re.I)
 REFUSALS = re.compile(r"\b(as an ai|i'm sorry|i am sorry|i cannot|i can't|language model|here is|here's)\b", re.I)
 STOPWORDS = frozenset(
     "a an the and or but of in on at to for from by with without into onto over under about as is are was "
@@ -117,6 +122,8 @@ def style_problem(sentence: str, min_words: int = 6, max_words: int = 60) -> str
         return "too long"
     if REFUSALS.search(sentence) or re.search(r"\bI\b", sentence):
         return "not prose (assistant chatter)"
+    if META_TALK.search(sentence):
+        return "talks about the evidence instead of the finding"
     if "?" in sentence or re.search(r"https?://|doi\.org|\*\*|#|:\s*[\"“]|published in", sentence):
         return "not prose (question, link or markup)"
     lowered = [w.lower().strip(".,;:") for w in words]

@@ -123,14 +123,14 @@ class SectionWriter:
     def _prompt(self, point: Point) -> str:
         if point.kind == "source":
             evidence = evidence_prompt(point.source.title, point.source.sentences[:2], point.source.n)
-            return point_prompt(self.spec, self.topic, point.source.n, evidence)
+            return point_prompt(self.spec, point.source.n, evidence)
         template = self.spec.opening if point.kind == "opening" else self.spec.closing
         titles = "\n".join(f"- {s.title}" for s in self.sources[:4])
         return topic_prompt(template, self.topic, f"Papers on the topic:\n{titles}")
 
     def check(self, point: Point, text: str) -> tuple[str, str | None]:
         """(the sentence with the system's citation, None) or (_, why it cannot be used)."""
-        sentences = checks.split_sentences(text.strip().lstrip("-*•\"' ").strip())
+        sentences = checks.split_sentences(checks.LEAD_LABEL.sub("", text.strip()))
         first = sentences[0] if sentences else ""
         allowed = [point.source.n] if point.source else []
         self._report_citations(point, checks.cited_numbers(first), allowed)
@@ -141,6 +141,8 @@ class SectionWriter:
             or self._grounding_problem(point, body)
         if problem is None and any(checks.overlap(body, s) > 0.6 for p in self.paragraphs for s in p):
             problem = "repeats an earlier sentence"
+        if problem is None and point.source and checks.overlap(body, point.source.title) > 0.8:
+            problem = "only repeats the source's title"
         if problem:
             return body, problem
         return (checks.attach_citation(body, allowed) if allowed else _end(body)), None

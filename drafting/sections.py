@@ -19,7 +19,7 @@ SYSTEM = ("You are a careful scientific writer. You write exactly one sentence, 
 class SectionSpec:
     """How a section is drafted.
 
-    `point` is the instruction for a sentence built on one source; `opening`/`closing` are
+    `point` says what a sentence built on one source reports ("state what [{n}] found"); `opening`/`closing` are
     sentences on the topic as a whole (None: the section has none). `all_cited` makes every
     sentence need a citation; `per_paragraph` is how many sources share a paragraph.
     """
@@ -40,42 +40,39 @@ class SectionSpec:
 SECTIONS: dict[str, SectionSpec] = {spec.name: spec for spec in (
     SectionSpec(
         "abstract", "Abstract", 180, 4,
-        point="Write one sentence for the abstract of a paper on {topic} that states the main finding of [{n}].",
+        point="state the main finding of [{n}]",
         opening="Write one opening sentence for the abstract of a paper on {topic}, saying why the topic matters.",
         closing="Write one closing sentence for the abstract of a paper on {topic}, saying what this paper examines.",
         per_paragraph=10),
     SectionSpec(
         "introduction", "Introduction", 350, 6,
-        point="Write one sentence for the introduction of a paper on {topic} that summarizes what [{n}] found.",
+        point="summarize what [{n}] found",
         opening="Write one opening sentence for the introduction of a paper on {topic}, saying why the topic matters.",
         closing="Write one sentence that ends the introduction of a paper on {topic} by stating the open "
                 "question this paper addresses.",
         per_paragraph=3),
     SectionSpec(
         "related-work", "Related work", 400, 8,
-        point="Write one sentence for the related work section of a paper on {topic} that describes what [{n}] "
-              "studied and found.",
+        point="state what [{n}] studied and found",
         all_cited=True, per_paragraph=3),
     SectionSpec(
         "methods", "Methods", 300, 5,
-        point="Write one sentence for the methods section of a paper on {topic} that describes the method or "
-              "data used in [{n}].",
+        point="describe the method or data that [{n}] used",
         opening="Write one sentence opening the methods section of a paper on {topic}.",
         per_paragraph=3, cues=("we used", "using", "method", "data", "cohort", "trial", "measur", "model",
                                "sample", "participant", "design", "analy")),
     SectionSpec(
         "results", "Results", 300, 5,
-        point="Write one sentence for the results section of a paper on {topic} that reports the result of [{n}].",
+        point="report the main result of [{n}]",
         per_paragraph=3),
     SectionSpec(
         "discussion", "Discussion", 350, 6,
-        point="Write one sentence for the discussion section of a paper on {topic} that relates the finding of "
-              "[{n}] to the topic.",
+        point="state what [{n}] found and what it implies",
         closing="Write one sentence ending the discussion of a paper on {topic} with a limitation or future work.",
         per_paragraph=3),
     SectionSpec(
         "conclusion", "Conclusion", 150, 3,
-        point="Write one sentence for the conclusion of a paper on {topic} that restates the finding of [{n}].",
+        point="restate the main finding of [{n}]",
         closing="Write one final sentence for the conclusion of a paper on {topic}.",
         per_paragraph=10),
 )}
@@ -91,9 +88,11 @@ def evidence_prompt(title: str, sentences: list[str], n: int) -> str:
     return f"Evidence [{n}]: {title}. {body}"
 
 
-def point_prompt(spec: SectionSpec, topic: str, n: int, evidence: str) -> str:
-    return (f"{evidence}\n\n{spec.point.format(topic=topic, n=n)} Use only the evidence above, at most 30 "
-            f"words, and end the sentence with [{n}].")
+def point_prompt(spec: SectionSpec, n: int, evidence: str) -> str:
+    """The request for a sentence on source [n]. The topic is left out on purpose: given it, a
+    small model restates the topic and credits it to the source instead of reporting the source."""
+    return (f"{evidence}\n\nIn one sentence of at most 30 words, {spec.point.format(n=n)}, using only the "
+            f"evidence above. End the sentence with [{n}].")
 
 
 def topic_prompt(template: str, topic: str, evidence: str) -> str:

@@ -41,7 +41,7 @@ def Scripted(reply):
 
 
 def asked(prompt: str) -> int | None:
-    found = re.findall(r"end the sentence with \[(\d+)\]", prompt)
+    found = re.findall(r"end the sentence with \[(\d+)\]", prompt, re.I)
     return int(found[0]) if found else None
 
 
@@ -102,6 +102,7 @@ def test_invented_and_misplaced_citations_are_removed_and_reported(library):
     "Quantum chromodynamics predicts gluon confinement at low energies in lattice simulations [{n}].",
     "Aspirin reduced the risk of colorectal adenomas in patients with",
     "Aspirin.",
+    "The evidence found in [{n}] is a crucial finding in colorectal adenoma and aspirin research.",
 ])
 def test_sentences_failing_a_check_fall_back_to_the_source_cited(library, bad):
     result = draft(DraftRequest("related-work", "aspirin colorectal adenomas", papers=["aspirin-trial"]),
@@ -111,6 +112,15 @@ def test_sentences_failing_a_check_fall_back_to_the_source_cited(library, bad):
         "risk of colorectal adenomas [1]." or result.text.endswith("[1].")
     assert "Sandler" in result.text or "randomized trial of 635 patients" in result.text
     assert citation_errors(result, all_cited=True) == []
+
+
+def test_labels_small_models_put_first_are_dropped(library):
+    def labelled(prompt, n):
+        return f"Evidence [{n}]: {evidence_of(prompt)[:-1]} [{n}]."
+
+    result = draft(DraftRequest("related-work", "aspirin colorectal adenomas", papers=["aspirin-trial"]),
+                   library=library, generator=Scripted(labelled))
+    assert result.stats["fallbacks"] == 0 and result.text.startswith("In a randomized trial of 635 patients")
 
 
 def test_fallback_attributes_we_sentences_to_the_authors(library):
@@ -213,7 +223,7 @@ def test_a_draft_through_an_openai_compatible_server(library):
 
     def reply(messages):
         prompt = messages[-1]["content"]
-        asked = re.findall(r"end the sentence with \[(\d+)\]", prompt)
+        asked = re.findall(r"end the sentence with \[(\d+)\]", prompt, re.I)
         return f"{evidence_of(prompt)[:-1]} [{asked[0]}] [9].\nMore text." if asked else "Off topic."
 
     with FakeLLMServer(reply, api_key="sk-lab", delay=0.001) as server:
