@@ -31,18 +31,66 @@ class Generation:
 
 class Generator(Protocol):
     """A chat model. `on_text` receives each new piece of text as it is written (streaming);
-    generation ends at `max_new_tokens` or when the text contains one of `stop`."""
+    generation ends at `max_new_tokens` or when the text contains one of `stop`.
+
+    `prefix` is how the answer begins ("Smith et al. found that"): the model continues it. Text
+    returned and streamed is the continuation only. Backends that cannot prefill an answer ask
+    for the prefix in the prompt and remove it from what the model repeats (`PrefixAsked`).
+    """
 
     name: str
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int, stop: Sequence[str] = (),
-                 on_text: OnText | None = None) -> Generation: ...
+                 on_text: OnText | None = None, prefix: str = "") -> Generation: ...
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """`text` up to the first stop string, and whether one was found."""
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+class PrefixAsked:
+    """For backends without answer prefill: the prefix becomes an instruction, and the part of
+    the answer that repeats it is held back from `on_text` and cut from the text."""
+
+    def __init__(self, prefix: str, on_text: OnText | None):
+        self.prefix, self.on_text = prefix.strip(), on_text
+        self.seen = ""
+        self.decided = not self.prefix
+
+    def messages(self, messages: Sequence[Message]) -> list[Message]:
+        out = [dict(m) for m in messages]
+        if self.prefix and out:
+            out[-1]["content"] += f'\nBegin the sentence with "{self.prefix}".'
+        return out
+
+    def feed(self, piece: str) -> None:
+        """`on_text` for the backend: passes pieces on once the repeated prefix is dropped."""
+        if self.decided:
+            if self.on_text:
+                self.on_text(piece)
+            return
+        self.seen += piece
+        stripped = self.seen.lstrip()
+        if len(stripped) < len(self.prefix) and self.prefix.lower().startswith(stripped.lower()):
+            return  # could still be the prefix
+        self.flush()
+
+    def flush(self) -> None:
+        """Pass on what was held back (at the end of a reply that was all prefix-like)."""
+        if not self.decided:
+            self.decided = True
+            rest = self.cut(self.seen)
+            if rest and self.on_text:
+                self.on_text(rest)
+
+    def cut(self, text: str) -> str:
+        """`text` without a leading repetition of the prefix."""
+        stripped = text.lstrip()
+        if self.prefix and stripped.lower().startswith(self.prefix.lower()):
+            return stripped[len(self.prefix):]
+        return text
 
 
 def make_generator(settings, env: Mapping[str, str] | None = None) -> Generator:

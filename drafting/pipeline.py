@@ -22,6 +22,8 @@ from drafting.settings import DraftingSettings
 from drafting.types import Draft, DraftRequest, Source
 
 OnUpdate = Callable[[str], None]
+# Who a sentence credits when the source lists no authors; varied so a paragraph does not drone.
+ANONYMOUS = ("One study", "Another study", "A further study", "This study")
 MIN_SUPPORT = 0.6  # share of a sentence's content words that must come from its source or the topic
 
 
@@ -110,15 +112,29 @@ class SectionWriter:
         """One checked sentence for `point` (the model's, or the fallback when it fails a check)."""
         prompt = self._prompt(point)
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+        # Starting the answer for the model ("Smith et al. found that") keeps a small model on
+        # the source's finding instead of commenting on the task.
+        lead = self.lead(point)
+        self.partial = lead
         result = self.generator.generate(messages, max_new_tokens=self.settings.sentence_tokens,
-                                         stop=["\n"], on_text=self._grow)
+                                         stop=["\n"], on_text=self._grow, prefix=lead)
         self.tokens += result.tokens
         self.generation_seconds += result.seconds
-        sentence, problem = self.check(point, result.text)
+        text = checks.LEAD_LABEL.sub("", result.text.strip())
+        if lead and text.split(" ", 1)[0].lower() in checks.STOPWORDS:
+            text = text[:1].lower() + text[1:]  # "X found that In a trial" -> "in a trial"
+        sentence, problem = self.check(point, f"{lead} {text}" if lead else text)
         if problem is None:
             return sentence
         self.fallbacks += 1
         return self.fallback(point)
+
+    def lead(self, point: Point) -> str:
+        """The words a source sentence starts with; sentences on the topic start freely."""
+        if point.source is None:
+            return ""
+        who = point.source.short_author() or ANONYMOUS[(point.source.n - 1) % len(ANONYMOUS)]
+        return self.spec.lead.format(who=who)
 
     def _prompt(self, point: Point) -> str:
         if point.kind == "source":
@@ -130,7 +146,7 @@ class SectionWriter:
 
     def check(self, point: Point, text: str) -> tuple[str, str | None]:
         """(the sentence with the system's citation, None) or (_, why it cannot be used)."""
-        sentences = checks.split_sentences(checks.LEAD_LABEL.sub("", text.strip()))
+        sentences = checks.split_sentences(text.strip())
         first = sentences[0] if sentences else ""
         allowed = [point.source.n] if point.source else []
         self._report_citations(point, checks.cited_numbers(first), allowed)

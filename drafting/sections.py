@@ -33,6 +33,7 @@ class SectionSpec:
     closing: str | None = None
     all_cited: bool = False
     per_paragraph: int = 3
+    lead: str = "{who} found that"  # how each source sentence begins; the model continues it
     cues: tuple[str, ...] = ("found", "show", "demonstrat", "suggest", "increas", "reduc", "associat",
                              "improv", "conclud", "reveal", "indicat", "effect")
 
@@ -40,7 +41,7 @@ class SectionSpec:
 SECTIONS: dict[str, SectionSpec] = {spec.name: spec for spec in (
     SectionSpec(
         "abstract", "Abstract", 180, 4,
-        point="state the main finding of [{n}]",
+        point="state the main finding of [{n}]", lead="{who} showed that",
         opening="Write one opening sentence for the abstract of a paper on {topic}, saying why the topic matters.",
         closing="Write one closing sentence for the abstract of a paper on {topic}, saying what this paper examines.",
         per_paragraph=10),
@@ -59,11 +60,11 @@ SECTIONS: dict[str, SectionSpec] = {spec.name: spec for spec in (
         "methods", "Methods", 300, 5,
         point="describe the method or data that [{n}] used",
         opening="Write one sentence opening the methods section of a paper on {topic}.",
-        per_paragraph=3, cues=("we used", "using", "method", "data", "cohort", "trial", "measur", "model",
+        per_paragraph=3, lead="{who} used", cues=("we used", "using", "method", "data", "cohort", "trial", "measur", "model",
                                "sample", "participant", "design", "analy")),
     SectionSpec(
         "results", "Results", 300, 5,
-        point="report the main result of [{n}]",
+        point="report the main result of [{n}]", lead="{who} reported that",
         per_paragraph=3),
     SectionSpec(
         "discussion", "Discussion", 350, 6,

@@ -14,7 +14,7 @@ from typing import Sequence
 from core.errors import ConfigError
 from drafting.backends.locate import locate
 from drafting.backends.openai_compat import StopWatcher, delta_content
-from drafting.generator import Generation, GenerationError, Message, OnText
+from drafting.generator import Generation, GenerationError, Message, OnText, PrefixAsked
 
 
 class LlamaCppGenerator:
@@ -28,21 +28,23 @@ class LlamaCppGenerator:
         self._lock = threading.Lock()
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int, stop: Sequence[str] = (),
-                 on_text: OnText | None = None) -> Generation:
+                 on_text: OnText | None = None, prefix: str = "") -> Generation:
         """Stream one reply; `on_text` sees each new piece as it is written, never text past a stop."""
         with self._lock:
             llama = self._load()
             start = time.monotonic()
-            watcher = StopWatcher(stop, on_text)
+            asked = PrefixAsked(prefix, on_text)
+            watcher = StopWatcher(stop, asked.feed)
             try:
                 chunks = llama.create_chat_completion(
-                    messages=[dict(m) for m in messages], max_tokens=max_new_tokens,
+                    messages=asked.messages(messages), max_tokens=max_new_tokens,
                     temperature=self.temperature, stop=watcher.stop or None, stream=True)
                 _feed(chunks, watcher)
             except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds the context window
                 raise GenerationError(f"llama.cpp could not write with {self.model!r} ({exc}). Shorten the "
                                       "request or choose a model with a longer context.") from None
-            text = watcher.finish()
+            text = asked.cut(watcher.finish())
+            asked.flush()
             return Generation(text, watcher.pieces, time.monotonic() - start)
 
     def _load(self):

@@ -14,7 +14,7 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError
-from drafting.generator import Generation, GenerationError, Message, OnText, cut_at_stop
+from drafting.generator import Generation, GenerationError, Message, OnText, PrefixAsked, cut_at_stop
 
 MAX_SERVER_STOPS = 4  # OpenAI rejects more; the rest are enforced client-side only
 ERROR_BODY_LIMIT = 64_000  # enough for any error message; more is not worth reading
@@ -92,17 +92,20 @@ class OpenAICompatGenerator:
         self.name = f"openai:{model}"
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int, stop: Sequence[str] = (),
-                 on_text: OnText | None = None) -> Generation:
-        """Stream one reply; `on_text` sees each new piece as it arrives, never text past a stop."""
+                 on_text: OnText | None = None, prefix: str = "") -> Generation:
+        """Stream one reply; `on_text` sees each new piece as it arrives, never text past a stop.
+        Servers differ in answer prefill, so a `prefix` is asked for in the prompt."""
         start = time.monotonic()
-        watcher = StopWatcher(stop, on_text)
-        conn, response = self._open(self._body(messages, max_new_tokens, watcher.stop))
+        asked = PrefixAsked(prefix, on_text)
+        watcher = StopWatcher(stop, asked.feed)
+        conn, response = self._open(self._body(asked.messages(messages), max_new_tokens, watcher.stop))
         try:
             usage = self._read(response, watcher)
         finally:
             # Closing mid-stream is how a client-side stop tells the server to stop writing.
             conn.close()
-        text = watcher.finish()
+        text = asked.cut(watcher.finish())
+        asked.flush()
         tokens = usage if usage is not None else watcher.pieces
         return Generation(text, tokens, time.monotonic() - start)
 

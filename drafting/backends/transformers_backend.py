@@ -119,26 +119,30 @@ class TransformersGenerator:
         self.load()
         return self._tokenizer
 
-    def encode_chat(self, messages: Sequence[Message]):
-        """Token ids (1 x n tensor on the model's device) of a chat prompt ready for the answer."""
-        ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
-                                                 return_tensors="pt", return_dict=True)["input_ids"]
+    def encode_chat(self, messages: Sequence[Message], prefix: str = ""):
+        """Token ids (1 x n tensor on the model's device) of a chat prompt ready for the answer,
+        whose first words are `prefix` when given (the model continues them)."""
+        options = dict(add_generation_prompt=True)
+        if prefix:
+            messages = [*messages, {"role": "assistant", "content": prefix}]
+            options = dict(continue_final_message=True)
+        ids = self.tokenizer.apply_chat_template(list(messages), return_tensors="pt", return_dict=True,
+                                                 **options)["input_ids"]
         return ids.to(self.device)
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int, stop: Sequence[str] = (),
-                 on_text: OnText | None = None) -> Generation:
+                 on_text: OnText | None = None, prefix: str = "") -> Generation:
         """Write an answer to `messages`; see the Generator protocol."""
         with self._lock:
             self._load_locked()
             try:
-                return self._generate(messages, max_new_tokens, stop, on_text)
+                return self._generate(self.encode_chat(messages, prefix), max_new_tokens, stop, on_text)
             except RuntimeError as exc:  # out of memory, bad device
                 raise GenerationError(f"The drafting model failed while writing ({exc}).") from exc
 
-    def _generate(self, messages, max_new_tokens, stop, on_text) -> Generation:
+    def _generate(self, prompt, max_new_tokens, stop, on_text) -> Generation:
         import torch
 
-        prompt = self.encode_chat(messages)
         streamer = _Streamer(self._tokenizer, stop, on_text)
         options = dict(max_new_tokens=max_new_tokens, streamer=streamer,
                        stopping_criteria=[streamer.should_stop], pad_token_id=self._tokenizer.eos_token_id)

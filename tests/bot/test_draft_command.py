@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.devslack import FakeSlack, SlackSender
 from bot.serve import start_http
 from bot.services import Services
+from tests.drafting.fakes import continuation
 from drafting.generator import Generation, GenerationError, cut_at_stop
 from retrieval.ingest import add_paths
 
@@ -52,7 +53,7 @@ class ScriptedGenerator:
         self.most_running = 0
         self._lock = threading.Lock()
 
-    def generate(self, messages, *, max_new_tokens, stop=(), on_text=None):
+    def generate(self, messages, *, max_new_tokens, stop=(), on_text=None, prefix=""):
         if self.fail:
             raise GenerationError("The drafting model at http://127.0.0.1:9/v1 is not answering: start it, "
                                   "or set [drafting] backend.")
@@ -61,7 +62,7 @@ class ScriptedGenerator:
             self.running += 1
             self.most_running = max(self.most_running, self.running)
         try:
-            return self._stream(self.reply(messages[-1]["content"]), stop, on_text)
+            return self._stream(continuation(self.reply(messages[-1]["content"]), prefix), stop, on_text)
         finally:
             with self._lock:
                 self.running -= 1

@@ -246,3 +246,18 @@ def test_llamacpp_needs_a_gguf_not_a_hugging_face_folder(tmp_path):
     with pytest.raises(ConfigError) as folder:
         LlamaCppGenerator(str(tmp_path)).generate(ASK, max_new_tokens=8)
     assert ".gguf" in str(folder.value) and "Hugging Face" in str(folder.value)
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("Smith et al. found that aspirin helps.", " aspirin helps."),  # the model repeats the prefix
+    ("aspirin helps.", "aspirin helps."),                             # it continues it directly
+    ("Smith", "Smith"),                                               # it stops inside the prefix
+])
+def test_a_prefix_is_asked_for_and_its_repetition_removed(reply, expected):
+    pieces: list[str] = []
+    with FakeLLMServer(fixed(reply)) as server:
+        result = client(server).generate(ASK, max_new_tokens=50, on_text=pieces.append,
+                                         prefix="Smith et al. found that")
+    assert server.requests[0]["messages"][-1]["content"].endswith('Begin the sentence with "Smith et al. found that".')
+    assert result.text == expected.strip() or result.text == expected
+    assert "".join(pieces).strip() == result.text.strip()

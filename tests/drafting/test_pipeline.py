@@ -120,7 +120,8 @@ def test_labels_small_models_put_first_are_dropped(library):
 
     result = draft(DraftRequest("related-work", "aspirin colorectal adenomas", papers=["aspirin-trial"]),
                    library=library, generator=Scripted(labelled))
-    assert result.stats["fallbacks"] == 0 and result.text.startswith("In a randomized trial of 635 patients")
+    assert result.stats["fallbacks"] == 0
+    assert result.text.startswith("Sandler found that in a randomized trial of 635 patients")
 
 
 def test_fallback_attributes_we_sentences_to_the_authors(library):

@@ -62,3 +62,11 @@ def test_streaming_pieces_add_up_and_stop_before_the_stop_string(generator):
     assert "".join(pieces) == result.text and len(pieces) > 3
     assert "5" not in result.text and "4" in result.text
     assert result.tokens < 40  # it stopped early, it did not run to the limit
+
+
+@pytest.mark.slow
+def test_a_prefix_is_continued_not_repeated(generator):
+    messages = [{"role": "user", "content": "Complete the sentence about Paris."}]
+    result = generator.generate(messages, max_new_tokens=12, prefix="The capital of France is")
+    assert not result.text.strip().startswith("The capital of France")
+    assert "Paris" in result.text
