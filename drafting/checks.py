@@ -149,10 +149,12 @@ def unbacked_direction(sentence: str, evidence: str) -> list[str]:
 
 def unknown_names(sentence: str, evidence: str) -> list[str]:
     """Capitalized words after the first (names, venues, acronyms) that the evidence never uses."""
-    words = re.findall(r"(?<=\s)[A-Z][A-Za-z\-]{2,}", strip_citations(sentence))
-    known = set(re.findall(r"[A-Za-z\-]+", evidence.lower()))
+    words = re.findall(r"(?<=[\s(])[A-Z][A-Za-z0-9\-]{1,}", strip_citations(sentence))
+    known = set(re.findall(r"[A-Za-z0-9\-]+", evidence.lower()))
     stems = content_stems(evidence)
-    return [w for w in words if w.lower() not in known and not (content_stems(w) <= stems)]
+    # Acronyms and words with digits must appear as written; ordinary words may be inflected.
+    return [w for w in words if w.lower() not in known
+            and not (w[1:].islower() and w.isalpha() and content_stems(w) and content_stems(w) <= stems)]
 
 
 def cut_off(sentence: str) -> bool:
