@@ -67,9 +67,19 @@ class Services:
             return self._generator
 
     def warm_up(self) -> None:
-        """Open the index and load the model before the first user waits for it."""
+        """Open the index and load the embedder before the first user waits for them; the drafting
+        model loads in the background (the first start converts its GGUF, ~20 s)."""
         with self.library_lock:
             self.library().embedder.encode(["warm up"])
+        threading.Thread(target=self._load_generator, name="labmate-load-model", daemon=True).start()
+
+    def _load_generator(self) -> None:
+        try:
+            load = getattr(self.generator(), "load", None)  # HTTP backends have nothing to load
+            if load:
+                load()
+        except Exception:  # the first /draft reports the same problem to its user
+            log.exception("the drafting model could not be loaded")
 
     def submit(self, work: Callable[[], None], on_error: Callable[[BaseException], None], *,
                slow: bool = False) -> None:
