@@ -1,7 +1,7 @@
 """Drafting: speed against bare `model.generate`, model load time, time to the first visible
 update in Slack, and citation correctness over SciFact claims, all through labmate's own code.
 
-    .venv/bin/python bench/drafting.py [--topics 20] [--k 4] [--seed 13] [--reps 1] [--slack-reps 3]
+    .venv/bin/python bench/drafting.py [--topics 20] [--k 4] [--seed 13] [--reps 3] [--slack-reps 3]
                                        [--sections related-work,introduction] [--threads N] [--quick]
                                        [--index DIR] [--json FILE]
 
@@ -16,11 +16,15 @@ bench/retrieval_quality.py does). Topics are SciFact train claims drawn with `--
 1. Throughput: `draft()` of a related-work section (k=`--k`) on 3 topics against a bare
    `generator.model.generate` (same model object, greedy, same dtype and threads) writing
    exactly the same number of tokens (min_new_tokens = max_new_tokens = the draft's token
-   count) from the chat-encoded prompt of the draft's first sentence; also "bare/sentence":
+   count) from the chat-encoded prompt of the draft's first sentence (with the answer's first
+   words the pipeline gives the model, if any); also "bare/sentence":
    the draft's own prompts, one `generate` each with that sentence's token count (what
    writing sentence by sentence costs before any streaming or checking). Runs are interleaved
-   (pipeline, bare, bare/sentence, next topic ...); medians and the paired ratios
-   pipeline/bare are reported (goal >= 0.9). Plus bare tok/s by torch thread count.
+   (pipeline, bare, bare/sentence, next topic ...; `--reps` rounds, odd ones in reverse order);
+   medians of the per-run ratios pipeline/bare are reported (goal >= 0.9), over all runs and
+   over the "quiet" ones: each step notes the CPU other processes used meanwhile (/proc/stat),
+   since on a shared 2-core machine a second busy process slows 2-thread torch several-fold.
+   Plus bare tok/s at 1 thread and at torch's default thread count.
 2. Slack: the real bot (HTTP mode, `create_app` + `start_http`) against FakeSlack with the real
    model and library; signed `/draft related-work <topic>` commands, one at a time; from the
    POST to (a) the HTTP ack, (b) the placeholder chat.postMessage reaching the fake, (c) the
@@ -177,19 +181,24 @@ class Recorder:
 
     def __init__(self, generator):
         self.generator, self.name = generator, generator.name
-        self.calls: list[tuple[list[dict], int]] = []
+        self.calls: list[tuple[list[dict], str, int]] = []  # (messages, prefix, tokens)
 
     def generate(self, messages, **options):
         result = self.generator.generate(messages, **options)
-        self.calls.append((list(messages), result.tokens))
+        self.calls.append((list(messages), options.get("prefix") or "", result.tokens))
         return result
 
 
-def bare_generate(generator, messages, tokens: int) -> float:
+def encode(generator, messages, prefix: str = ""):
+    """The prompt's token ids as the generator builds them (with the answer's first words, if any)."""
+    return generator.encode_chat(messages, prefix) if prefix else generator.encode_chat(messages)
+
+
+def bare_generate(generator, messages, tokens: int, prefix: str = "") -> float:
     """Seconds for `model.generate` to write exactly `tokens` tokens greedily after `messages`."""
     import torch
 
-    ids = generator.encode_chat(messages)
+    ids = encode(generator, messages, prefix)
     start = time.perf_counter()
     with torch.inference_mode():
         output = generator.model.generate(ids, attention_mask=torch.ones_like(ids), min_new_tokens=tokens,
@@ -240,10 +249,11 @@ def bench_throughput(generator, library, topics: list[str], k: int, reps: int) -
 
             def bare():
                 tokens, calls = seen[topic]
-                timed["bare_s"] = bare_generate(generator, calls[0][0], tokens)
+                timed["bare_s"] = bare_generate(generator, calls[0][0], tokens, calls[0][1])
 
             def per_sentence():
-                timed["split_s"] = sum(bare_generate(generator, messages, n) for messages, n in seen[topic][1])
+                timed["split_s"] = sum(bare_generate(generator, messages, n, prefix)
+                                       for messages, prefix, n in seen[topic][1])
 
             # Odd rounds run in the opposite order, so neither side always goes first.
             others = {}
@@ -255,7 +265,7 @@ def bench_throughput(generator, library, topics: list[str], k: int, reps: int) -
             gen_s, e2e_s, bare_s, split_s = timed["generation_s"], timed["e2e_s"], timed["bare_s"], timed["split_s"]
             runs.append({"rep": rep, "topic": topic, "tokens": tokens, "sentences": len(calls),
                          "same_tokens_as_first_draft": timed["tokens"] == tokens,
-                         "prompt_tokens": [int(generator.encode_chat(m).shape[1]) for m, _ in calls],
+                         "prompt_tokens": [int(encode(generator, m, prefix).shape[1]) for m, prefix, _ in calls],
                          "pipeline_generation_s": gen_s, "pipeline_s": e2e_s,
                          "bare_s": bare_s, "bare_per_sentence_s": split_s,
                          "pipeline_generation_tps": tokens / gen_s, "pipeline_tps": tokens / e2e_s,
@@ -267,7 +277,7 @@ def bench_throughput(generator, library, topics: list[str], k: int, reps: int) -
                   f"(e2e {tokens / e2e_s:.2f}), bare {tokens / bare_s:.2f}, bare/sentence {tokens / split_s:.2f}"
                   + ("" if timed["tokens"] == tokens else f" (this draft wrote {timed['tokens']} tokens!)")
                   + f"; other processes used {_cores(others)} cores", flush=True)
-    first_prompt = seen[topics[0]][1][0][0]
+    first_prompt = seen[topics[0]][1][0][:2]  # (messages, prefix)
     keys = ("pipeline_generation_tps", "pipeline_tps", "bare_tps", "bare_per_sentence_tps", "ratio_generation",
             "ratio_e2e", "ratio_generation_vs_per_sentence")
     quiet = [r for r in runs if r["quiet"]]
@@ -282,7 +292,7 @@ def _cores(others: dict) -> str:
     return "/".join("?" if v is None else f"{v:.2f}" for v in values)
 
 
-def bench_threads(generator, messages, reps: int, tokens: int = 24) -> dict:
+def bench_threads(generator, prompt: tuple[list[dict], str], reps: int, tokens: int = 24) -> dict:
     """Bare tok/s (prefill + `tokens` tokens) at 1 thread and at the cores' count, interleaved."""
     import torch
 
@@ -295,7 +305,7 @@ def bench_threads(generator, messages, reps: int, tokens: int = 24) -> dict:
             for count in counts:
                 torch.set_num_threads(count)
                 before = cpu_counters()
-                tps[count].append(tokens / bare_generate(generator, messages, tokens))
+                tps[count].append(tokens / bare_generate(generator, prompt[0], tokens, prompt[1]))
                 others[count].append(others_cores(before, cpu_counters()))
     finally:
         torch.set_num_threads(original)
@@ -306,7 +316,7 @@ def bench_threads(generator, messages, reps: int, tokens: int = 24) -> dict:
 
 def print_throughput(result: dict, threads: dict) -> None:
     print(f"\n== 1. throughput: related-work, k={result['k']}, {len(result['runs'])} drafts "
-          f"(pipeline, bare, bare/sentence interleaved) ==")
+          f"(pipeline, bare, bare/sentence interleaved; odd rounds reversed) ==")
     print(f"{'#':>2s} {'tok':>4s} {'sent':>4s} {'prompt tok':>10s} {'pipe gen':>9s} {'pipe e2e':>9s} {'bare':>7s} "
           f"{'bare/sent':>9s} {'gen/bare':>9s} {'e2e/bare':>9s} {'gen/(bare/sent)':>16s}  {'others (cores)':>15s}")
     for i, r in enumerate(result["runs"], 1):
@@ -325,7 +335,7 @@ def print_throughput(result: dict, threads: dict) -> None:
     if result["quiet"]:
         row(f"median, {result['quiet_runs']} quiet", result["quiet"])
     print("tok/s; ratios are medians of the per-run ratios; 'others': CPU that other processes used during "
-          f"pipeline/bare/bare-per-sentence (the order of the run); 'busy': {QUIET_CORES} cores or more")
+          f"pipeline/bare/bare-per-sentence; 'busy': {QUIET_CORES} cores or more")
     verdict = lambda m: "met" if m["ratio_generation"] >= GOAL_RATIO else "NOT met"  # noqa: E731
     print(f"pipeline/bare (model time) {result['ratio_generation']:.2f} over all runs, end to end "
           f"{result['ratio_e2e']:.2f}: goal >= {GOAL_RATIO} {verdict(result)}"

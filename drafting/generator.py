@@ -105,8 +105,8 @@ def make_generator(settings, env: Mapping[str, str] | None = None) -> Generator:
     if settings.backend == "llamacpp":
         from drafting.backends.llamacpp import LlamaCppGenerator
 
-        return LlamaCppGenerator(settings.model, temperature=settings.temperature)
+        return LlamaCppGenerator(settings.model, temperature=settings.temperature, threads=settings.threads or None)
     from drafting.backends.transformers_backend import TransformersGenerator
 
     return TransformersGenerator(settings.model, cache_dir=settings.cache_dir, device=settings.device,
-                                 temperature=settings.temperature)
+                                 temperature=settings.temperature, threads=settings.threads)

@@ -9,6 +9,7 @@ So even a 135M-parameter model yields a draft whose every citation is right.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -220,7 +221,8 @@ class SectionWriter:
     def _show(self) -> None:
         if self.on_update:
             done = "\n\n".join(" ".join(p) for p in self.paragraphs if p)
-            partial = " ".join(self.partial.split())
+            # The model's own markers are never kept; an unfinished "[1" would only flicker.
+            partial = checks.strip_citations(re.sub(r"\s*\[[^\]]*$", "", " ".join(self.partial.split())))
             joiner = " " if self.paragraphs and self.paragraphs[-1] else ("\n\n" if done else "")
             self.on_update(done + (joiner + partial if partial else ""))
 

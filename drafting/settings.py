@@ -21,6 +21,8 @@ class DraftingSettings(Section):
         Path("index/models"), description="Where GGUF weights are kept dequantized after the first load, so "
         "later starts take under a second.")
     device: str = Field("auto", description='"auto" (CUDA with bf16 when available), "cpu" or "cuda".')
+    threads: int = Field(0, ge=0, description="CPU threads while the local model writes (0 = torch's default); "
+                         "1 holds up best when other processes share a small machine.")
     k: int = Field(8, ge=1, le=30, description="Papers retrieved as evidence for a draft.")
     sentence_tokens: int = Field(
         64, ge=8, le=512, description="Most tokens the model may write for one sentence of a draft.")

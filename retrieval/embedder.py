@@ -92,14 +92,14 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         threads = self.query_threads if len(texts) == 1 else 0
-        with _torch_threads(threads):
+        with torch_threads(threads):
             vectors = self.model.encode(list(texts), batch_size=batch_size or self.batch_size,
                                         normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 @contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
+def torch_threads(threads: int) -> Iterator[None]:
     """Run with `threads` intra-op threads (0: leave as is). For one query on a shared machine,
     the threads of a tiny forward pass wait for each other: p95 0.5 s with 2 threads vs 27 ms
     with 1 (bench/retrieval_speed.py)."""

@@ -190,40 +190,51 @@ def slug(text: str, limit: int = 40) -> str:
 
 class LiveDraft:
     """`on_update` for the pipeline: edits the placeholder with the text so far, at most once
-    per `every` seconds and only when the text changed. `close()` waits for an edit under way
-    and stops further ones, so none can land after the final message."""
+    per `every` seconds and only when the text changed. Edits go out from a thread of their
+    own, so a slow Slack never holds up the model; `close()` waits for an edit under way and
+    stops further ones, so none can land after the final message."""
 
     def __init__(self, messenger, job: DraftJob, every: float, clock: Callable[[], float] = time.monotonic):
         self.messenger, self.job, self.every, self.clock = messenger, job, every, clock
-        self._lock = threading.Lock()
-        self._next = 0.0
+        self._latest = ""
         self._shown = ""
         self._closed = False
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="labmate-live-draft", daemon=True)
+        self._thread.start()
 
     def __call__(self, text: str) -> None:
         text = (text or "").strip()
-        if self._closed or not text or text == self._shown or self.clock() < self._next:
-            return
-        if not self._lock.acquire(blocking=False):
-            return  # an edit is under way; a later call shows newer text
-        try:
-            if not self._closed:
-                self._edit(text)
-        finally:
-            self._lock.release()
+        if text:
+            with self._wake:
+                self._latest = text
+                self._wake.notify()
+
+    def _run(self) -> None:
+        next_at = 0.0
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._closed or self._latest != self._shown)
+                # Never two edits closer than `every`: wait out the rest of the interval.
+                self._wake.wait_for(lambda: self._closed, timeout=max(0.0, next_at - self.clock()))
+                if self._closed:
+                    return
+                text = self._shown = self._latest
+            self._edit(text)
+            next_at = self.clock() + self.every  # from the end of this edit
 
     def _edit(self, text: str) -> None:
         job = self.job
-        self._shown = text
         self.messenger.update(park=False, channel=job.channel, ts=job.ts,
                               text=placeholder_text(job.title, job.request.topic, job.user),
                               blocks=live_blocks(job.title, job.request.topic, job.user, text))
-        self._next = self.clock() + self.every  # from the end of this edit: never two closer than `every`
 
     def close(self) -> None:
         """No more edits (waits for one under way)."""
-        with self._lock:
+        with self._wake:
             self._closed = True
+            self._wake.notify_all()
+        self._thread.join()
 
 
 def _replier(services, response_url: str | None):

@@ -150,8 +150,10 @@ class TransformersGenerator:
             options.update(do_sample=True, temperature=self.temperature)
         else:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        from retrieval.embedder import torch_threads
+
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             output = self._model.generate(prompt, attention_mask=torch.ones_like(prompt), **options)
         tokens = int(output.shape[1] - prompt.shape[1])
         return Generation(streamer.final_text(), tokens, time.perf_counter() - start)
