@@ -179,11 +179,12 @@ class SectionWriter:
             return "states an effect or direction its source does not"
         if checks.foreign_authors(body, authors):
             return "names authors who are not the source's"
-        if checks.unknown_names(body, f"{evidence} {' '.join(authors)} {self.topic}"):
-            return "names things the source does not (venues, people, acronyms)"
         # Topic words count only for sentences on the topic: a source sentence must be backed by
         # its source, or "right paper, wrong claim" slips through on the topic's vocabulary.
-        if checks.support(body, evidence, self.topic if point.source is None else "") < MIN_SUPPORT:
+        known = f"{evidence} {' '.join(authors)}" + (f" {self.topic}" if point.source is None else "")
+        if checks.unknown_names(body, known):
+            return "names things the source does not (venues, people, acronyms)"
+        if checks.support(body, known) < MIN_SUPPORT:
             return "not supported by its source"
         return None
 
