@@ -65,6 +65,24 @@ def open_library(index_dir, embedder):
         library.close()
 
 
+@pytest.fixture
+def library_of(tmp_path, open_library):
+    """`library_of(records)`: a fresh library holding these paper dicts (written as JSONL and
+    ingested through the real pipeline)."""
+    import json
+
+    from retrieval.ingest import add_paths
+
+    def _build(records: list[dict]):
+        source = tmp_path / "papers.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in records))
+        library = open_library()
+        add_paths(library, [source])
+        return library
+
+    return _build
+
+
 @pytest.fixture(scope="session")
 def scifact_sample(data_dir, tmp_path_factory) -> Path:
     """The first 120 SciFact abstracts as a BEIR JSONL file (small enough to embed quickly)."""

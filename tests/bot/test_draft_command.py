@@ -20,7 +20,6 @@ from bot.serve import start_http
 from bot.services import Services
 from tests.drafting.fakes import continuation
 from drafting.generator import Generation, GenerationError, cut_at_stop
-from retrieval.ingest import add_paths
 
 SECRET = "test-signing-secret"
 UPDATE_SECONDS = 0.2
@@ -107,13 +106,9 @@ def running_bot(tmp_path, library, generator):
 
 
 @pytest.fixture
-def library(tmp_path, open_library):
+def library(library_of):
     """The 5-paper library."""
-    source = tmp_path / "papers.jsonl"
-    source.write_text("".join(json.dumps(p) + "\n" for p in PAPERS))
-    opened = open_library()
-    add_paths(opened, [source])
-    return opened
+    return library_of(PAPERS)
 
 
 @pytest.fixture

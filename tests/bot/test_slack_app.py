@@ -26,12 +26,9 @@ PAPERS = [
 
 
 @pytest.fixture
-def bot(tmp_path, open_library):
+def bot(tmp_path, library_of):
     """A running bot (HTTP mode) with a 3-paper library, the fake Slack and a signed sender."""
-    source = tmp_path / "papers.jsonl"
-    source.write_text("".join(json.dumps(p) + "\n" for p in PAPERS))
-    library = open_library()
-    add_paths(library, [source])
+    library = library_of(PAPERS)
     settings = Settings.model_validate({
         "index": {"dir": str(library.folder)}, "storage": {"database": str(tmp_path / "bot.sqlite")},
         "slack": {"api_retries": 2, "max_file_mb": 1},

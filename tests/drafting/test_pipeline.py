@@ -3,7 +3,6 @@ misbehaves on purpose, and (slow) with the real default model on SciFact abstrac
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -55,12 +54,8 @@ def faithful(prompt, n):
 
 
 @pytest.fixture
-def library(tmp_path, open_library):
-    source = tmp_path / "papers.jsonl"
-    source.write_text("".join(json.dumps(p) + "\n" for p in PAPERS))
-    lib = open_library()
-    add_paths(lib, [source])
-    return lib
+def library(library_of):
+    return library_of(PAPERS)
 
 
 def test_faithful_model_keeps_its_sentences_and_the_system_cites(library):
