@@ -12,7 +12,6 @@ from functools import lru_cache
 CITE = re.compile(r"\s*\[(\s*\d+\s*(?:[-–,;]\s*\d+\s*)*)\]")
 ANY_BRACKET = re.compile(r"\s*\[[^\]]{0,40}\]")
 AUTHOR_CITE = re.compile(r"\b([A-Z][A-Za-z'\-]+)(?: and [A-Z][A-Za-z'\-]+)? et al\.?|\(([A-Z][A-Za-z'\-]+)[^()]{0,30}\d{4}\)")
-NUMBER = re.compile(r"(?<![\w.\[])\d+(?:[.,]\d+)*%?(?![\w\]])")
 ABBREVIATIONS = ("et al.", "e.g.", "i.e.", "vs.", "Fig.", "fig.", "Eq.", "approx.", "Dr.", "cf.", "Ref.", "No.")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 # What small models put before the sentence: bullets, quotes, "Sentence:", "Evidence [2]:", "[1]".
@@ -95,15 +94,14 @@ def support(sentence: str, evidence: str, topic: str = "") -> float:
     return len(words & known) / len(words)
 
 
-def numbers_in(text: str) -> list[str]:
-    """Numbers written in prose (citation markers excluded)."""
-    return NUMBER.findall(strip_citations(text))
-
-
 def unsupported_numbers(sentence: str, evidence: str) -> list[str]:
-    """Numbers in the sentence that do not appear in the evidence text."""
+    """Numbers in the sentence (as `drafting.numbers` reads prose) whose digits the evidence
+    never writes."""
+    from drafting.numbers import numbers_in
+
     plain = " ".join(evidence.split())
-    return [n for n in numbers_in(sentence) if n.rstrip("%") not in plain]
+    digits = [re.match(r"[-−+]?[\d.,]+(?:[eE][-−+]?\d+)?", n.text).group(0).lstrip("+") for n in numbers_in(sentence)]
+    return [d for d in digits if d not in plain]
 
 
 def foreign_authors(sentence: str, allowed: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ import re
 from core.errors import NotFoundError, UserError
 from drafting.checks import content_stems, split_sentences
 from drafting.types import Source
+from retrieval.cite import build_bibtex
 
 
 # Structured abstracts label their parts ("BACKGROUND", "OBJECTIVE:"); the labels are not prose.
@@ -38,7 +39,7 @@ def gather_sources(library, topic: str, *, k: int, papers: list[str] | None = No
     for paper_id in ids:
         paper = rows[paper_id]
         text = paper.get("abstract") or _first_passage(store, paper_id) or paper["title"]
-        bibtex = paper.get("bibtex") or _build_bibtex(paper)
+        bibtex = paper.get("bibtex") or build_bibtex(paper)
         sources.append(Source(
             n=len(sources) + 1, paper_id=paper_id, title=paper["title"], authors=paper["authors"],
             year=paper["year"], key=bibtex_key(bibtex) or paper_id, bibtex=bibtex, text=text,
@@ -64,12 +65,6 @@ def _first_passage(store, paper_id: str) -> str:
     row = store.conn.execute(
         "SELECT text FROM passages WHERE paper_id=? ORDER BY id LIMIT 3", (paper_id,)).fetchall()
     return " ".join(r[0] for r in row if r[0])
-
-
-def _build_bibtex(paper: dict) -> str:
-    from retrieval.cite import build_bibtex
-
-    return build_bibtex(paper)
 
 
 def bibtex_key(entry: str) -> str | None:

@@ -17,6 +17,7 @@ from typing import Callable
 from core.errors import UserError
 from drafting import checks
 from drafting.evidence import gather_sources
+from drafting.numbers import numbers_in
 from drafting.references import build_draft
 from drafting.sections import SYSTEM, SectionSpec, evidence_prompt, parse_section, point_prompt, topic_prompt
 from drafting.settings import DraftingSettings
@@ -167,7 +168,7 @@ class SectionWriter:
     def _grounding_problem(self, point: Point, body: str) -> str | None:
         if point.source is None:
             evidence = " ".join(s.title for s in self.sources)
-            if checks.numbers_in(body):
+            if numbers_in(body):
                 return "numbers in a sentence that has no source"
             authors: list[str] = []
         else:
