@@ -351,12 +351,9 @@ def print_throughput(result: dict, threads: dict) -> None:
 # -- 2. Slack -----------------------------------------------------------------------------------
 
 def _blocks(params: dict) -> list:
-    blocks = params.get("blocks")
-    if isinstance(blocks, str):
-        try:
-            blocks = json.loads(blocks)
-        except ValueError:
-            return []
+    from bot.devslack import parse_blocks  # bot imports wait until the script has fixed sys.path
+
+    blocks = parse_blocks(params.get("blocks"))
     return blocks if isinstance(blocks, list) else []
 
 

@@ -66,7 +66,7 @@ GOAL_P99_MS = 200.0
 
 from bot.app import create_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.devslack import FakeSlack, SlackSender  # noqa: E402
+from bot.devslack import FakeSlack, SlackSender, parse_blocks  # noqa: E402
 from bot.serve import start_http  # noqa: E402
 from bot.services import Services  # noqa: E402
 from retrieval.ingest import add_paths  # noqa: E402
@@ -447,12 +447,7 @@ _HIT = re.compile(r"^\*(\d+)\. ")
 
 
 def _blocks(params: dict) -> list:
-    blocks = params.get("blocks")
-    if isinstance(blocks, str):
-        try:
-            blocks = json.loads(blocks)
-        except ValueError:
-            blocks = None
+    blocks = parse_blocks(params.get("blocks"))
     return blocks if isinstance(blocks, list) else []
 
 

@@ -8,8 +8,8 @@
 
 from .models import Ack, Call, Message, StoredFile
 from .payloads import Payloads, SocketSender
-from .server import FakeSlack
+from .server import FakeSlack, parse_blocks
 from .signing import Response, SlackSender, sign
 
 __all__ = ["Ack", "Call", "FakeSlack", "Message", "Payloads", "Response", "SlackSender",
-           "SocketSender", "StoredFile", "sign"]
+           "SocketSender", "StoredFile", "parse_blocks", "sign"]

@@ -116,7 +116,7 @@ class FakeSlack(Workspace):
                     self.remove_message(original)
             elif _truthy(body.get("replace_original")) and original is not None:
                 original.text = str(body.get("text") or "")
-                original.blocks = _blocks(body.get("blocks"))
+                original.blocks = parse_blocks(body.get("blocks"))
                 original.edits += 1
                 self.changed()
             else:
@@ -136,7 +136,7 @@ class FakeSlack(Workspace):
         in_channel = response_type == "in_channel"
         target["posted"] = self.store_message(Message(
             channel=target["channel"] or "", ts=self.next_ts(), text=str(body.get("text") or ""),
-            blocks=_blocks(body.get("blocks")), thread_ts=body.get("thread_ts"),
+            blocks=parse_blocks(body.get("blocks")), thread_ts=body.get("thread_ts"),
             user=self.bot_user_id, bot_id=self.bot_id, ephemeral=not in_channel,
             visible_to=None if in_channel else target["user"], source="response_url",
             response_type=response_type))
@@ -266,7 +266,8 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in ("true", "1"))
 
 
-def _blocks(value: Any) -> Any:
+def parse_blocks(value: Any) -> Any:
+    """`blocks` as Slack's clients send them: a list, or the same list as a JSON string."""
     if isinstance(value, str):
         try:
             return json.loads(value)

@@ -64,8 +64,8 @@ def test_faithful_model_keeps_its_sentences_and_the_system_cites(library):
                    generator=Scripted(faithful), on_update=updates.append)
     assert result.stats["fallbacks"] == 0 and result.stats["sentences"] == 3
     assert citation_errors(result, all_cited=True) == []
-    assert [c.id for c in result.citations][:2] == ["aspirin-trial", "aspirin-capp2"] or \
-        {c.id for c in result.citations} >= {"aspirin-trial", "aspirin-capp2"}
+    assert {c.id for c in result.citations} >= {"aspirin-trial", "aspirin-capp2"}
+    assert "glacier" not in {c.id for c in result.citations}  # retrieval picked the topic's papers
     assert "Second sentence" not in result.text  # one sentence per point
     assert updates and updates[-1] == result.text  # the last live update is the final text
     assert all(len(a) <= len(b) for a, b in zip(updates, updates[1:]))  # it only grows
@@ -103,9 +103,9 @@ def test_sentences_failing_a_check_fall_back_to_the_source_cited(library, bad):
     result = draft(DraftRequest("related-work", "aspirin colorectal adenomas", papers=["aspirin-trial"]),
                    library=library, generator=Scripted(lambda prompt, n: bad.format(n=n)))
     assert result.stats["fallbacks"] == 1
-    assert result.text == "Sandler found that in a randomized trial of 635 patients, daily aspirin reduced the " \
-        "risk of colorectal adenomas [1]." or result.text.endswith("[1].")
-    assert "Sandler" in result.text or "randomized trial of 635 patients" in result.text
+    # The source's own key sentence, cited, stands in for the model's.
+    assert result.text == "In a randomized trial of 635 patients, daily aspirin reduced the risk of " \
+        "colorectal adenomas [1]."
     assert citation_errors(result, all_cited=True) == []
 
 
@@ -120,10 +120,9 @@ def test_labels_small_models_put_first_are_dropped(library):
 
 
 def test_fallback_attributes_we_sentences_to_the_authors(library):
-    result = draft(DraftRequest("related-work", "Lynch syndrome carriers followed", papers=["aspirin-capp2"]),
+    result = draft(DraftRequest("related-work", "carriers followed for months", papers=["aspirin-capp2"]),
                    library=library, generator=Scripted(lambda prompt, n: "I am sorry."))
-    assert "Burn and Gerdes" in result.text or "lowered colorectal cancer incidence" in result.text
-    assert not re.search(r"\bWe\b", result.text)
+    assert result.text == "Burn and Gerdes followed 861 carriers for a mean of 56 months [1]."
 
 
 def test_named_papers_are_the_sources_in_the_order_given(library):
