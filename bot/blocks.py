@@ -14,27 +14,28 @@ MAX_VALUE = 2000  # a button's value
 DRAFT_ACTION = "draft_from_results"
 
 
-def _clip(text: str, limit: int = MAX_SECTION) -> str:
+def clip(text: str, limit: int = MAX_SECTION) -> str:
+    """`text` cut to `limit` characters (an ellipsis marks the cut), as Slack limits fields."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """Slack mrkdwn needs &, < and > escaped, or links and mentions break."""
     return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def hit_blocks(hit, rank: int) -> list[dict]:
     """One result: linked title, authors · year · venue, snippet, score, and two buttons."""
-    title = _escape(hit.title)
+    title = escape(hit.title)
     linked = f"<{hit.url}|{title}>" if hit.url else title
     authors = ", ".join(hit.authors[:4]) + (" et al." if len(hit.authors) > 4 else "")
-    meta = " · ".join(str(x) for x in (_escape(authors), hit.year, _escape(hit.venue or "")) if x)
+    meta = " · ".join(str(x) for x in (escape(authors), hit.year, escape(hit.venue or "")) if x)
     page = f" (p. {hit.page})" if hit.page else ""
-    body = f"*{rank}. {linked}*\n{meta}\n>{_escape(hit.snippet)}{page}" if meta else \
-        f"*{rank}. {linked}*\n>{_escape(hit.snippet)}{page}"
+    body = f"*{rank}. {linked}*\n{meta}\n>{escape(hit.snippet)}{page}" if meta else \
+        f"*{rank}. {linked}*\n>{escape(hit.snippet)}{page}"
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(body)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{_escape(hit.id)}` · score {hit.score:.3f}"}]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(body)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{escape(hit.id)}` · score {hit.score:.3f}"}]},
         {"type": "actions", "block_id": f"paper:{hit.id}"[:255], "elements": [
             {"type": "button", "action_id": "papers_bibtex", "text": {"type": "plain_text", "text": "BibTeX"},
              "value": hit.id[:2000]},
@@ -63,10 +64,10 @@ def results_blocks(description: str, hits: list, draft_topic: str | None = None)
     """A header line and the hits (call `split_messages` before posting); with `draft_topic`,
     a last button that drafts a related-work section on it from the hits shown."""
     header = {"type": "section", "text": {"type": "mrkdwn",
-                                          "text": _clip(f"*{len(hits)} paper(s) for {_escape(description)}*")}}
+                                          "text": clip(f"*{len(hits)} paper(s) for {escape(description)}*")}}
     if not hits:
-        return [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(
-            f"No papers match {_escape(description)}. Try fewer words or looser filters.")}}]
+        return [{"type": "section", "text": {"type": "mrkdwn", "text": clip(
+            f"No papers match {escape(description)}. Try fewer words or looser filters.")}}]
     blocks = [header]
     for rank, hit in enumerate(hits, start=1):
         blocks += hit_blocks(hit, rank)
@@ -82,7 +83,7 @@ def results_text(description: str, hits: list) -> str:
     lines = [f"{len(hits)} paper(s) for {description}:"]
     for rank, hit in enumerate(hits, start=1):
         lines.append(f"{rank}. {hit.title} ({hit.year or 'n.d.'}) [{hit.id}]")
-    return _clip("\n".join(lines), 3900)
+    return clip("\n".join(lines), 3900)
 
 
 def split_messages(blocks: list[dict], limit: int = MAX_BLOCKS, max_chars: int | None = None) -> list[list[dict]]:
@@ -118,4 +119,4 @@ def code_blocks(text: str) -> list[dict]:
 
 def text_blocks(text: str) -> list[dict]:
     """A plain message (help, confirmations, errors) as one section."""
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.blocks import MAX_SECTION, _clip, _escape, split_messages
+from bot.blocks import MAX_SECTION, clip, escape, split_messages
 from drafting.sections import SECTIONS
 
 LIVE_CHARS = 2800  # the live text shows the end of the draft so far
@@ -31,16 +31,16 @@ def draft_help() -> str:
 
 def heading(title: str, topic: str, user: str) -> str:
     """'*Related work* on _topic_ for <@U1>' (the topic escaped)."""
-    return f"*{_escape(title)}* on _{_escape(topic)}_ for <@{user}>"
+    return f"*{escape(title)}* on _{escape(topic)}_ for <@{user}>"
 
 
 def placeholder_text(title: str, topic: str, user: str, papers: int = 0, queued: bool = False) -> str:
     """'Drafting the related work section on _topic_ for <@U1>…' (or that it waits its turn)."""
     source = "" if not papers else " from the paper listed" if papers == 1 else f" from the {papers} papers listed"
-    text = f"Drafting the {_escape(title.lower())} section on _{_escape(topic)}_{source} for <@{user}>…"
+    text = f"Drafting the {escape(title.lower())} section on _{escape(topic)}_{source} for <@{user}>…"
     if queued:
         text += "\n:hourglass_flowing_sand: Queued: another draft is being written; yours starts right after it."
-    return _clip(text)
+    return clip(text)
 
 
 def placeholder_blocks(title: str, topic: str, user: str, papers: int = 0, queued: bool = False) -> list[dict]:
@@ -55,8 +55,8 @@ def live_blocks(title: str, topic: str, user: str, text: str) -> list[dict]:
     if len(body) > LIVE_CHARS:
         body = "…" + body[-LIVE_CHARS:]
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(heading(title, topic, user))}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(body or "…")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(heading(title, topic, user))}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(body or "…")}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": ":writing_hand: writing…"}]},
     ]
 
@@ -71,7 +71,7 @@ def summary_text(draft, title: str, user: str) -> str:
 def summary_blocks(draft, title: str, user: str) -> list[dict]:
     """The placeholder once the draft is done: the summary and where the full text is."""
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(":memo: " + summary_text(draft, title, user))}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(":memo: " + summary_text(draft, title, user))}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text":
                                           "Full text, references and `.md`/`.bib` files are in the thread."}]},
     ]
@@ -79,19 +79,19 @@ def summary_blocks(draft, title: str, user: str) -> list[dict]:
 
 def failure_blocks(title: str, topic: str, user: str, message: str) -> list[dict]:
     """The placeholder when drafting failed: what was asked and what to do (`message`)."""
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(
-        f"Could not draft the {_escape(title.lower())} section on _{_escape(topic)}_ for <@{user}>.\n{message}")}}]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": clip(
+        f"Could not draft the {escape(title.lower())} section on _{escape(topic)}_ for <@{user}>.\n{message}")}}]
 
 
 def thread_messages(draft, title: str) -> list[tuple[str, list[dict]]]:
     """The full draft for the thread as (fallback text, blocks) messages: text, references,
     warnings; long drafts take several messages, none over Slack's limits."""
-    blocks = [{"type": "header", "text": {"type": "plain_text", "text": _clip(f"{title}: {draft.topic}", 150)}}]
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": clip(f"{title}: {draft.topic}", 150)}}]
     blocks += [_section(chunk) for chunk in chunks(to_mrkdwn(draft.text) or "(empty)")]
     if draft.references:
-        blocks += [_section(chunk) for chunk in chunks("*References*\n" + _escape(draft.references))]
+        blocks += [_section(chunk) for chunk in chunks("*References*\n" + escape(draft.references))]
     if draft.warnings:
-        lines = "\n".join(f"• {_escape(w)}" for w in draft.warnings)
+        lines = "\n".join(f"• {escape(w)}" for w in draft.warnings)
         blocks += [_section(chunk) for chunk in chunks(f":warning: *Warnings*\n{lines}")]
     return [(_fallback(part), part) for part in split_messages(blocks, max_chars=MESSAGE_CHARS)]
 
@@ -101,7 +101,7 @@ def _section(text: str) -> dict:
 
 
 def _fallback(blocks: list[dict]) -> str:
-    return _clip("\n\n".join(b["text"]["text"] for b in blocks), FALLBACK_CHARS)
+    return clip("\n\n".join(b["text"]["text"] for b in blocks), FALLBACK_CHARS)
 
 
 def chunks(text: str, limit: int = CHUNK, separators: tuple[str, ...] = ("\n\n", "\n", " ")) -> list[str]:
@@ -132,7 +132,7 @@ def chunks(text: str, limit: int = CHUNK, separators: tuple[str, ...] = ("\n\n",
 def to_mrkdwn(markdown: str) -> str:
     """Markdown as Slack shows it: escaped, headings and **bold** as *bold*, *italics* as
     _italics_, [text](url) as links, bullets as •. Citations `[n]` stay as they are."""
-    text = _escape(markdown or "")
+    text = escape(markdown or "")
     text = re.sub(r"^#{1,6}\s*(.+?)\s*#*$", "\0\\1\0", text, flags=re.M)
     text = re.sub(r"^(\s*)[-*+]\s+", "\\1• ", text, flags=re.M)
     text = re.sub(r"\*\*(.+?)\*\*", "\0\\1\0", text)
