@@ -18,6 +18,7 @@ from core.errors import ConfigError
 from bot.settings import AccessSettings, SlackSettings, StorageSettings
 from drafting.settings import DraftingSettings
 from retrieval.settings import EmbeddingSettings, IndexSettings, SearchSettings, Section
+from training.settings import TrainingSettings
 
 ENV_PREFIX = "LABMATE_"
 CONFIG_ENV = "LABMATE_CONFIG"
@@ -33,6 +34,7 @@ class Settings(Section):
     access: AccessSettings = AccessSettings()
     storage: StorageSettings = StorageSettings()
     drafting: DraftingSettings = DraftingSettings()
+    training: TrainingSettings = TrainingSettings()
 
 
 def default_config_path() -> Path | None:
@@ -130,6 +132,10 @@ def _resolve_paths(settings: Settings, base: Path, from_env: set[tuple[str, str]
     model = settings.embedding.model
     if model != "default" and not Path(model).expanduser().is_absolute():
         settings.embedding.model = str(resolve("embedding", "model", Path(model)))
+    training = settings.training
+    training.data_roots = [resolve("training", "data_roots", p) for p in training.data_roots]
+    for key in ("specs_dir", "runs_dir", "database"):
+        setattr(training, key, resolve("training", key, getattr(training, key)))
     drafting = settings.drafting
     drafting.cache_dir = resolve("drafting", "cache_dir", drafting.cache_dir)
     # For the openai backend the model is a name the server knows, not a path.
