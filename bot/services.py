@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from bot.state import BotState
     from drafting.generator import Generator
     from retrieval.library import Library
+    from training.service import TrainingService
 
 log = logging.getLogger("labmate")
 
@@ -32,8 +33,9 @@ class Services:
     of every command after its ack."""
 
     def __init__(self, settings: "Settings", library: "Library | None" = None,
-                 generator: "Generator | None" = None):
+                 generator: "Generator | None" = None, training: "TrainingService | None" = None):
         from bot.state import BotState
+        from bot.train_reports import TrainReports
 
         self.settings = settings
         self.state: BotState = BotState(settings.storage.database)
@@ -48,6 +50,11 @@ class Services:
         self._generator_lock = threading.Lock()
         self._library = library
         self._generator = generator
+        # The training service (built on first use unless given) and the progress reports of its jobs.
+        self._training = training
+        self._owns_training = training is None
+        self._training_lock = threading.Lock()
+        self.reports = TrainReports(self)
 
     def library(self) -> "Library":
         """The retriever's library, opened on first use."""
@@ -65,6 +72,21 @@ class Services:
 
                 self._generator = make_generator(self.settings.drafting)
             return self._generator
+
+    def training(self) -> "TrainingService":
+        """The training service as `[training]` configures it (this machine's job database, or
+        the `labmate train serve` at `url`), built on first use."""
+        with self._training_lock:
+            if self._training is None:
+                from training.service import make_service
+
+                self._training = make_service(self.settings.training)
+            return self._training
+
+    def start_reports(self) -> None:
+        """Keep the Slack messages of training jobs up to date every `[training] report_seconds`;
+        `self.reports.poke()` asks for a pass now (e.g. from the worker's `on_change`)."""
+        self.reports.start()
 
     def warm_up(self) -> None:
         """Open the index and load the embedder before the first user waits for them; the drafting
@@ -96,7 +118,9 @@ class Services:
         (self.slow_workers if slow else self.workers).submit(run)
 
     def close(self) -> None:
-        """Finish the work in progress, then stop the messenger and close the database and index."""
+        """Finish the work in progress, then stop the reports and the messenger and close the
+        database, index and training service."""
+        self.reports.stop()
         self.workers.shutdown(wait=True, cancel_futures=False)
         self.slow_workers.shutdown(wait=True, cancel_futures=False)
         if self.messenger:
@@ -104,3 +128,6 @@ class Services:
         self.state.close()
         if self._library is not None:
             self._library.close()
+        close_training = getattr(self._training, "close", None)
+        if self._owns_training and close_training:
+            close_training()

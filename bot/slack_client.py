@@ -59,10 +59,11 @@ class Messenger:
         (live progress), so a stale one is never redelivered over the final text."""
         return self._call("chat_update", message, park)
 
-    def upload(self, channel: str, thread_ts: str | None, files: list[tuple[str, str, str]]) -> bool:
-        """Upload text files, given as (filename, content, title), into a thread in one share.
-        If Slack refuses, the failure is logged and the contents are posted in the thread as
-        text instead (parked like any message if that fails too); returns whether the upload worked."""
+    def upload(self, channel: str, thread_ts: str | None, files: list[tuple[str, str | bytes, str]]) -> bool:
+        """Upload files, given as (filename, content, title), into a thread in one share; content
+        is text, or bytes for binary files (a PNG). If Slack refuses, the failure is logged and
+        text contents are posted in the thread instead (a binary file gets a note); such posts
+        are parked like any message if they fail too. Returns whether the upload worked."""
         uploads = [{"filename": name, "content": content, "title": title} for name, content, title in files]
         try:
             self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, file_uploads=uploads)
@@ -71,6 +72,10 @@ class Messenger:
             log.exception("Slack did not take the files %s for %s", [f[0] for f in files], channel)
             error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
         for name, content, _ in files:
+            if isinstance(content, bytes):
+                note = f":warning: I could not attach `{name}` ({error})."
+                self.post(channel=channel, thread_ts=thread_ts, text=note, blocks=text_blocks(note))
+                continue
             header = f":warning: I could not attach `{name}` ({error}); here is its content instead."
             for blocks in split_messages([text_blocks(header)[0], *code_blocks(content)], max_chars=12000):
                 self.post(channel=channel, thread_ts=thread_ts, text=header, blocks=blocks)

@@ -1,4 +1,5 @@
-"""The bot's own small database: events already handled, and messages waiting to be redelivered."""
+"""The bot's own small database: events already handled, messages waiting to be redelivered, and
+the training jobs whose progress messages the bot keeps up to date (with what it already sent)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,31 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, received_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS train_reports (
+    job_id INTEGER PRIMARY KEY, channel TEXT NOT NULL, ts TEXT NOT NULL, shown TEXT NOT NULL DEFAULT '',
+    evals_plotted INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS train_sent (
+    job_id INTEGER NOT NULL, mark TEXT NOT NULL, sent_at REAL NOT NULL, PRIMARY KEY (job_id, mark));
 """
+
+
+class TrackedJob(NamedTuple):
+    """A training job whose channel message (`channel`, `ts`) the bot updates; `shown` is the
+    fingerprint of what the message shows now."""
+
+    job_id: int
+    channel: str
+    ts: str
+    shown: str
+    evals_plotted: int
+
 
 
 class BotState:
@@ -56,6 +75,53 @@ class BotState:
     def failed_again(self, item_id: int, error: str) -> None:
         with self._lock:
             self._conn.execute("UPDATE outbox SET attempts=attempts+1, last_error=? WHERE id=?", (error, item_id))
+
+    # -- training reports ----------------------------------------------------------------------
+
+    def track_job(self, job_id: int, channel: str, ts: str, shown: str = "") -> None:
+        """Remember the progress message of a job (and what it shows), so reports go on after a restart."""
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO train_reports(job_id, channel, ts, shown, created_at) "
+                               "VALUES (?, ?, ?, ?, ?)", (job_id, channel, ts, shown, time.time()))
+
+    def tracked_jobs(self) -> list[TrackedJob]:
+        """The tracked jobs whose end has not been reported yet, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT job_id, channel, ts, shown, evals_plotted FROM train_reports "
+                                      "WHERE done=0 ORDER BY job_id").fetchall()
+        return [TrackedJob(*row) for row in rows]
+
+    def tracked_job(self, job_id: int) -> TrackedJob | None:
+        """One tracked job, reported to its end or not; None if the bot never posted it."""
+        with self._lock:
+            row = self._conn.execute("SELECT job_id, channel, ts, shown, evals_plotted FROM train_reports "
+                                     "WHERE job_id=?", (job_id,)).fetchone()
+        return TrackedJob(*row) if row else None
+
+    def job_shown(self, job_id: int, fingerprint: str) -> None:
+        """What the job's message shows now."""
+        with self._lock:
+            self._conn.execute("UPDATE train_reports SET shown=? WHERE job_id=?", (fingerprint, job_id))
+
+    def job_reported(self, job_id: int, done: bool = True) -> None:
+        """The job's end was reported (done), or it runs again and needs reports (not done)."""
+        with self._lock:
+            self._conn.execute("UPDATE train_reports SET done=?, shown=CASE WHEN ? THEN shown ELSE '' END "
+                               "WHERE job_id=?", (int(done), int(done), job_id))
+
+    def claim_plot(self, job_id: int, evals: int, every: int) -> bool:
+        """True once per `every` new eval points: the caller uploads a plot for `evals` points."""
+        with self._lock:
+            cur = self._conn.execute("UPDATE train_reports SET evals_plotted=? WHERE job_id=? AND "
+                                     "evals_plotted<=?", (evals, job_id, evals - every))
+            return cur.rowcount == 1
+
+    def first_send(self, job_id: int, mark: str) -> bool:
+        """True the first time (across restarts) a job's message `mark` is about to be sent."""
+        with self._lock:
+            cur = self._conn.execute("INSERT OR IGNORE INTO train_sent(job_id, mark, sent_at) VALUES (?, ?, ?)",
+                                     (job_id, mark, time.time()))
+            return cur.rowcount == 1
 
     def close(self) -> None:
         self._conn.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register_all(app, services) -> None:
-    from bot.commands import draft, files, mentions, papers
+    from bot.commands import draft, files, mentions, papers, train
 
-    for module in (papers, draft, mentions, files):
+    for module in (papers, draft, mentions, files, train):
         module.register(app, services)
