@@ -29,8 +29,7 @@ log = logging.getLogger("labmate.draft")
 REFUSED = "Sorry, /draft is not enabled for you in this channel. Ask whoever runs labmate to add you."
 CANNOT_POST = ("I couldn't post in this channel. If I'm not in it, invite me with `/invite @labmate`, "
                "then try again.")
-FROM_RUNS = ("Drafting a results section from a training run (`{run}`) arrives with the training service. "
-             "Meanwhile, in a terminal: `labmate draft results --metrics FILE` drafts it from a metrics file.")
+RUN_WORD = re.compile(r"^run:#?(\S*)$", re.I)
 STALE_BUTTON = "This button is out of date: run `/papers` again and use the new one."
 
 
@@ -97,9 +96,12 @@ def parse_draft(text: str) -> DraftRequest | str:
     if not words or words[0].lower() in ("help", "-h", "--help", "?"):
         return draft_help()
     spec = parse_section(words[0])
-    run = next((w for w in words[1:] if w.lower().startswith("run:")), None)
-    if spec.name == "results" and run:
-        return FROM_RUNS.format(run=run)
+    run = next((m.group(1) for w in words[1:] if (m := RUN_WORD.match(w))), None)
+    if spec.name == "results" and run is not None:
+        if not run.isdigit():
+            raise QueryError(f"`run:{run}` is not a training job number; `/train status` lists them, "
+                             "e.g. `/draft results run:12`.")
+        return DraftRequest(section="results", topic=f"training job {run}", metrics={"job": int(run)})
     topic = " ".join(words[1:])
     if not topic:
         raise QueryError(f"Add a topic after the section, e.g. `/draft {spec.name} graph neural networks "
@@ -147,14 +149,31 @@ def run_draft(services, job: DraftJob) -> None:
             job.title, request.topic, job.user, len(request.papers), queued=True))
         lock.acquire()
     try:
-        with services.library_lock:  # retrieval must not interleave with searches and ingests
-            sources = collect_sources(job.request, services.library(), services.settings.drafting)
+        sources = None
+        if job.request.metrics is not None and "job" in job.request.metrics:
+            job.request.metrics = run_metrics(services, job.request.metrics["job"])
+        elif job.request.metrics is None:
+            with services.library_lock:  # retrieval must not interleave with searches and ingests
+                sources = collect_sources(job.request, services.library(), services.settings.drafting)
         result = draft(job.request, generator=services.generator(), settings=services.settings.drafting,
                        on_update=live, sources=sources)
     finally:
         live.close()
         lock.release()
     publish(services, job, result)
+
+
+def run_metrics(services, job_id: int) -> dict:
+    """A finished training job's metrics (the shape `labmate draft results --metrics` reads)."""
+    from drafting.metrics import normalize_metrics
+
+    run = services.training().get(job_id)
+    if run.state != "succeeded" or not run.result:
+        raise UserError(f"Training job {job_id} is {run.state}; a results section needs a job that succeeded "
+                        "(`/train status` lists them).")
+    metrics = {**run.result, "id": job_id, "task": run.task, "name": run.name}
+    normalize_metrics(metrics, f"training job {job_id}")
+    return metrics
 
 
 def publish(services, job: DraftJob, result) -> None:

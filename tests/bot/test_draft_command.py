@@ -92,6 +92,7 @@ def running_bot(tmp_path, library, generator):
         "index": {"dir": str(library.folder)}, "storage": {"database": str(tmp_path / "bot.sqlite")},
         "slack": {"api_retries": 1, "update_seconds": UPDATE_SECONDS},
         "access": {"draft": {"users": ["U1", "U2"]}}, "drafting": {"k": 3},
+        "training": {"database": str(tmp_path / "training.sqlite"), "runs_dir": str(tmp_path / "runs")},
     })
     with FakeSlack() as fake:
         services = Services(settings, library=library, generator=generator)
@@ -206,7 +207,7 @@ def test_help_refusals_and_bad_requests_answer_ephemerally(bot):
     cases = [("", "U1", "`/draft <section> <topic>`"), ("help", "U1", "`related-work`"),
              ("related-work glaciers", "U9", "not enabled for you"),
              ("poem glaciers", "U1", "Unknown section 'poem'"), ("intro", "U1", "Add a topic"),
-             ("results run:r42", "U1", "labmate draft results --metrics FILE")]
+             ("results run:r42", "U1", "`run:r42` is not a training job number")]
     for text, user, answer in cases:
         sender.command("/draft", text, user_id=user, channel_id="C1")
         message = fake.wait_for(lambda m: answer in m.plain_text, timeout=10)
@@ -215,6 +216,29 @@ def test_help_refusals_and_bad_requests_answer_ephemerally(bot):
     time.sleep(0.5)
     assert not [m for m in fake.messages() if m.source == "chat.postMessage"]  # no placeholder for any of them
     assert bot.generator.calls == 0
+
+
+def test_results_from_a_training_job_report_its_measured_numbers(bot):
+    """`/draft results run:N` drafts from job N's stored result: the table and every number in
+    the text come from the job; a job that has not succeeded gets a clear answer."""
+    store = bot.services.training().store
+    done = store.submit(name="ncbi", task="token-classification", spec={}, spec_text="")
+    store.claim("w")
+    result = {"task": "token-classification", "base_model": "minilm", "steps": 1700, "epochs": 5,
+              "final": {"precision": 0.8123, "recall": 0.8456, "f1": 0.8286, "loss": 0.0612},
+              "best": {"f1": 0.8286, "step": 1700},
+              "per_type": {"Disease": {"precision": 0.8123, "recall": 0.8456, "f1": 0.8286, "support": 787}}}
+    store.finish(done.id, "succeeded", result=result)
+    pending = store.submit(name="other", task="token-classification", spec={}, spec_text="")
+
+    placeholder = send_draft(bot, f"results run:{done.id}")
+    assert f"training job {done.id}" in placeholder.text
+    thread = wait_until_done(bot, placeholder)
+    table = next(file_text(bot, f) for f in shared_files(thread).values() if f["name"].endswith(".md"))
+    assert "0.8286" in table and "Disease" in table
+    bot.sender.command("/draft", f"results run:{pending.id}", user_id="U1", channel_id="C1")
+    failed = bot.fake.wait_for(lambda m: f"Training job {pending.id} is queued" in m.plain_text, timeout=10)
+    assert "succeeded" in failed.plain_text
 
 
 def test_generation_failure_turns_the_placeholder_into_an_error(bot):
