@@ -45,7 +45,7 @@ def library_of(ctx: click.Context, check_model: bool = True):
     return open_library(settings_of(ctx), check_model=check_model)
 
 
-from bot import cli_draft, cli_index, cli_papers, cli_serve  # noqa: E402,F401  (commands register on `main`)
+from bot import cli_draft, cli_index, cli_papers, cli_serve, cli_train  # noqa: E402,F401  (commands register on `main`)
 
 
 

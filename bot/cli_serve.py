@@ -36,6 +36,7 @@ def serve(ctx, mode: str | None, host: str, port: int) -> None:
     click.echo("Loading the index and the embedding model…")
     services.warm_up()
     services.messenger.start_redelivery(settings.slack.redeliver_seconds)
+    worker = _start_training(settings, services)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if mode == "http":
@@ -53,4 +54,20 @@ def serve(ctx, mode: str | None, host: str, port: int) -> None:
         stop.wait()
     except KeyboardInterrupt:
         pass
+    if worker:
+        worker.stop()  # running jobs checkpoint and resume on the next start
     services.close()
+
+
+def _start_training(settings, services):
+    """Progress reports for /train, and (unless jobs go to a `labmate train serve` elsewhere) the
+    worker that runs them, in child processes so a job's crash never takes the bot down."""
+    services.start_reports()
+    training = settings.training
+    if training.url or not training.run_worker:
+        return None
+    from training.worker import Worker
+
+    worker = Worker(training, on_change=lambda job: services.reports.poke())
+    click.echo(f"Training jobs run here (worker {worker.name}); queue in {training.database}")
+    return worker.start()
