@@ -42,6 +42,8 @@ bench: install
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/retrieval_speed.py
 	$(BIN)/python bench/drafting.py
+	$(BIN)/python bench/train_ner.py
+	$(BIN)/python bench/train_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
