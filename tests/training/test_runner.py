@@ -163,3 +163,12 @@ def test_causal_lm_lora_trains_two_steps_on_the_smollm2_gguf(data_dir, tmp_path)
     assert (best / "adapter_config.json").is_file() and json.loads((best / "labmate.json").read_text())["lora"]
     with pytest.raises(UserError, match="classifier"):
         predict_file(best, tmp_path / "abstracts.jsonl", tmp_path / "out.tsv")
+
+
+@pytest.mark.gpu
+def test_a_tiny_ner_job_on_cuda_uses_bf16_and_reports_gpu_memory(lab, tmp_path):
+    reporter = MemoryReporter()
+    result = run_job(ner_spec(lab, "max_steps = 6\neval_every = 3"), tmp_path / "run", reporter, device="cuda")
+    assert result["device"].startswith("cuda:0") and result["steps"] == 6
+    assert max(s["gpu_memory_mb"] or 0 for s in reporter.states) > 0
+    assert 0 <= result["final"]["f1"] <= 1
