@@ -36,6 +36,9 @@ def serve(ctx, mode: str | None, host: str, port: int) -> None:
     click.echo("Loading the index and the embedding model…")
     services.warm_up()
     services.messenger.start_redelivery(settings.slack.redeliver_seconds)
+    # Scheduled reports ([reports]): kept in the bot database, so they survive restarts; a run
+    # missed within the grace period runs once now, and two bots sharing the database post it once.
+    services.start_scheduler()
     worker = _start_training(settings, services)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

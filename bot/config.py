@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from bot.settings import AccessSettings, SlackSettings, StorageSettings
+from bot.settings import AccessSettings, ReportsSettings, SlackSettings, StorageSettings
 from drafting.settings import DraftingSettings
 from retrieval.settings import EmbeddingSettings, IndexSettings, SearchSettings, Section
 from training.settings import TrainingSettings
@@ -35,6 +35,7 @@ class Settings(Section):
     storage: StorageSettings = StorageSettings()
     drafting: DraftingSettings = DraftingSettings()
     training: TrainingSettings = TrainingSettings()
+    reports: ReportsSettings = ReportsSettings()
 
 
 def default_config_path() -> Path | None:

@@ -55,6 +55,11 @@ class Services:
         self._owns_training = training is None
         self._training_lock = threading.Lock()
         self.reports = TrainReports(self)
+        from bot.scheduler import Scheduler
+
+        # Scheduled reports (cron jobs kept in the bot database) and the training reports' pass;
+        # nothing runs until `start_scheduler()`.
+        self.scheduler = Scheduler(self)
 
     def library(self) -> "Library":
         """The retriever's library, opened on first use."""
@@ -83,9 +88,16 @@ class Services:
                 self._training = make_service(self.settings.training)
             return self._training
 
+    def start_scheduler(self) -> None:
+        """Run the scheduled reports (the weekly report as `[reports]` configures it, digests, ...)
+        from now on; runs missed within `[reports] grace_seconds` run once now."""
+        self.scheduler.start()
+
     def start_reports(self) -> None:
-        """Keep the Slack messages of training jobs up to date every `[training] report_seconds`;
-        `self.reports.poke()` asks for a pass now (e.g. from the worker's `on_change`)."""
+        """Start the scheduler, and keep the Slack messages of training jobs up to date every
+        `[training] report_seconds`; `self.reports.poke()` asks for a pass now (e.g. from the
+        worker's `on_change`)."""
+        self.start_scheduler()
         self.reports.start()
 
     def warm_up(self) -> None:
@@ -121,6 +133,7 @@ class Services:
         """Finish the work in progress, then stop the reports and the messenger and close the
         database, index and training service."""
         self.reports.stop()
+        self.scheduler.stop()
         self.workers.shutdown(wait=True, cancel_futures=False)
         self.slow_workers.shutdown(wait=True, cancel_futures=False)
         if self.messenger:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from retrieval.settings import Section
 
@@ -36,8 +36,38 @@ class AccessSettings(Section):
     files: AccessRule = Field(default_factory=AccessRule, description="Whose shared files the bot indexes.")
     draft: AccessRule = Field(default_factory=AccessRule, description="Who may use /draft.")
     train: AccessRule = Field(default_factory=AccessRule, description="Who may use /train.")
+    report: AccessRule = Field(default_factory=AccessRule, description="Who may use /report.")
 
 
 class StorageSettings(Section):
     database: Path = Field(Path("index/labmate.sqlite"),
                            description="The bot's own database (processed events, outgoing messages).")
+
+
+class ReportsSettings(Section):
+    channel: str = Field("", description="Channel id the lab-wide scheduled reports (the weekly report) go to; "
+                         "empty: no scheduled weekly report.")
+    weekly: str = Field("0 9 * * MON", description="When the weekly report is posted: a cron expression "
+                        "(minute hour day-of-month month day-of-week) in `timezone`.")
+    daily: str = Field("0 9 * * *", description="When daily digests are posted: a cron expression in `timezone`.")
+    timezone: str = Field("UTC", description="IANA time zone of the schedules and of the times reports show "
+                          "(e.g. \"Europe/Berlin\").")
+    skip_empty: bool = Field(False, description="Skip a report with nothing new (false: it says so briefly).")
+    grace_seconds: int = Field(3600, ge=0, description="A run missed while the bot was down is run once on "
+                               "start if at most this late; older ones are skipped (and logged).")
+
+    @field_validator("weekly", "daily")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from bot.scheduler import parse_cron
+
+        parse_cron(value)
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from bot.scheduler import zone
+
+        zone(value)
+        return value

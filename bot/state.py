@@ -20,6 +20,15 @@ CREATE TABLE IF NOT EXISTS train_reports (
     evals_plotted INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS train_sent (
     job_id INTEGER NOT NULL, mark TEXT NOT NULL, sent_at REAL NOT NULL, PRIMARY KEY (job_id, mark));
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, query TEXT NOT NULL, frequency TEXT NOT NULL,
+    user TEXT, created_at REAL NOT NULL, watermark REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS report_runs (
+    kind TEXT NOT NULL, key TEXT NOT NULL, scheduled_for TEXT NOT NULL, owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL, PRIMARY KEY (kind, key, scheduled_for));
+CREATE TABLE IF NOT EXISTS drafts_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, user TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '', published_at REAL NOT NULL);
 """
 
 
@@ -34,6 +43,21 @@ class TrackedJob(NamedTuple):
     evals_plotted: int
 
 
+
+class Subscription(NamedTuple):
+    """A channel's paper digest: papers matching `query` added to the library after `watermark`
+    (the `added_at` of the newest paper already digested), posted `frequency` ("daily", "weekly")."""
+
+    id: int
+    channel: str
+    query: str
+    frequency: str
+    user: str | None
+    created_at: float
+    watermark: float
+
+
+_SUBSCRIPTION = "SELECT id, channel, query, frequency, user, created_at, watermark FROM subscriptions"
 
 class BotState:
     """Thread-safe access to the bot database (one connection, serialized by a lock)."""
@@ -122,6 +146,72 @@ class BotState:
             cur = self._conn.execute("INSERT OR IGNORE INTO train_sent(job_id, mark, sent_at) VALUES (?, ?, ?)",
                                      (job_id, mark, time.time()))
             return cur.rowcount == 1
+
+    # -- scheduled reports -----------------------------------------------------------------------
+
+    def claim_run(self, kind: str, key: str, scheduled_for: str, owner: str) -> bool:
+        """True for the one process (across processes sharing the database) that claims the run
+        of report `kind`/`key` scheduled for `scheduled_for`; every other claim of it is False."""
+        with self._lock:
+            cur = self._conn.execute("INSERT OR IGNORE INTO report_runs(kind, key, scheduled_for, owner, claimed_at) "
+                                     "VALUES (?, ?, ?, ?, ?)", (kind, key, scheduled_for, owner, time.time()))
+            return cur.rowcount == 1
+
+    def run_claims(self, kind: str, key: str) -> list[tuple[str, str]]:
+        """(scheduled_for, owner) of the claimed runs of a report, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT scheduled_for, owner FROM report_runs WHERE kind=? AND key=? "
+                                      "ORDER BY scheduled_for", (kind, key)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def record_draft(self, channel: str, user: str = "", title: str = "", at: float | None = None) -> None:
+        """A draft was published in Slack (the weekly report counts them)."""
+        with self._lock:
+            self._conn.execute("INSERT INTO drafts_log(channel, user, title, published_at) VALUES (?, ?, ?, ?)",
+                               (channel, user or "", title or "", time.time() if at is None else at))
+
+    def drafts_since(self, since: float, until: float | None = None) -> list[tuple[str, str, str, float]]:
+        """(channel, user, title, published_at) of the drafts published in [since, until), oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT channel, user, title, published_at FROM drafts_log "
+                                      "WHERE published_at>=? AND published_at<? ORDER BY published_at",
+                                      (since, float("inf") if until is None else until)).fetchall()
+        return [tuple(r) for r in rows]
+
+    # -- paper digest subscriptions -------------------------------------------------------------
+
+    def add_subscription(self, channel: str, query: str, frequency: str, user: str | None,
+                         watermark: float) -> Subscription:
+        with self._lock:
+            now = time.time()
+            cur = self._conn.execute("INSERT INTO subscriptions(channel, query, frequency, user, created_at, "
+                                     "watermark) VALUES (?, ?, ?, ?, ?, ?)",
+                                     (channel, query, frequency, user, now, watermark))
+            return Subscription(int(cur.lastrowid), channel, query, frequency, user, now, watermark)
+
+    def subscription(self, sub_id: int) -> Subscription | None:
+        with self._lock:
+            row = self._conn.execute(_SUBSCRIPTION + " WHERE id=?", (sub_id,)).fetchone()
+        return Subscription(*row) if row else None
+
+    def subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """A channel's subscriptions (every channel's with None), oldest first."""
+        with self._lock:
+            if channel is None:
+                rows = self._conn.execute(_SUBSCRIPTION + " ORDER BY id").fetchall()
+            else:
+                rows = self._conn.execute(_SUBSCRIPTION + " WHERE channel=? ORDER BY id", (channel,)).fetchall()
+        return [Subscription(*row) for row in rows]
+
+    def remove_subscription(self, sub_id: int) -> bool:
+        with self._lock:
+            return self._conn.execute("DELETE FROM subscriptions WHERE id=?", (sub_id,)).rowcount == 1
+
+    def advance_watermark(self, sub_id: int, watermark: float) -> None:
+        """Papers added up to `watermark` were digested (never moves back)."""
+        with self._lock:
+            self._conn.execute("UPDATE subscriptions SET watermark=? WHERE id=? AND watermark<?",
+                               (watermark, sub_id, watermark))
 
     def close(self) -> None:
         self._conn.close()

@@ -7,8 +7,8 @@ with the log's last lines, or a note that it was cancelled. Each of those is mar
 database *before* it is sent (a message Slack refuses is parked in the outbox and redelivered),
 so none is ever sent twice, across restarts and across bot processes sharing the database.
 
-Passes run every `[training] report_seconds` on an APScheduler background job; `poke()` asks
-for one now (after /train start and cancel, and from the worker when a job changes state).
+Passes run every `[training] report_seconds` on an interval job of the bot's shared scheduler
+(`services.scheduler`, in its in-memory job store: nothing to persist); `poke()` asks for one now (after /train start and cancel, and from the worker when a job changes state).
 """
 
 from __future__ import annotations
@@ -46,22 +46,22 @@ class TrainReports:
         self._lock = threading.Lock()  # one pass at a time in this process
         self._poked = threading.Event()
         self._busy = False
-        self._scheduler = None
         self._job = None
 
     # -- scheduling ------------------------------------------------------------------------------
 
     def start(self) -> "TrainReports":
-        """Run a pass now, then every `[training] report_seconds`, on a background scheduler."""
-        from apscheduler.schedulers.background import BackgroundScheduler
+        """Run a pass now, then every `[training] report_seconds`, on the shared scheduler
+        (started here if it is not yet)."""
+        from bot.scheduler import MEMORY
 
-        if self._scheduler is None:
-            self._scheduler = BackgroundScheduler(daemon=True, timezone=timezone.utc)
-            self._job = self._scheduler.add_job(
+        scheduler = self.services.scheduler
+        if self._job is None:
+            scheduler.start()
+            self._job = scheduler.aps.add_job(
                 self._run, "interval", seconds=self.services.settings.training.report_seconds,
-                id="labmate-train-reports", max_instances=1, coalesce=True, misfire_grace_time=None,
-                next_run_time=datetime.now(timezone.utc))
-            self._scheduler.start()
+                id="labmate-train-reports", jobstore=MEMORY, max_instances=1, coalesce=True,
+                misfire_grace_time=None, next_run_time=datetime.now(timezone.utc), replace_existing=True)
         return self
 
     def poke(self, job=None) -> None:
@@ -74,10 +74,15 @@ class TrainReports:
                 log.debug("could not schedule a report pass", exc_info=True)
 
     def stop(self) -> None:
-        """Stop the scheduler, waiting for a pass under way."""
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
-            self._scheduler = self._job = None
+        """Remove the interval job, waiting for a pass under way (the shared scheduler goes on)."""
+        if self._job is not None:
+            job, self._job = self._job, None
+            try:
+                job.remove()
+            except Exception:  # the scheduler was shut down first
+                log.debug("the report job was already gone", exc_info=True)
+            with self._lock:  # a pass under way ends before this returns
+                pass
 
     def _run(self) -> None:
         # A poke that arrives during a pass runs another one right after it.
