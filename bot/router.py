@@ -17,6 +17,8 @@ PAPERS_HELP = (
     "*Search the lab's papers*\n"
     "`/papers <words> [year:2019-2023] [author:name] [collection:name] [k:10]`\n"
     "`/papers like:<paper id>` finds papers similar to one you know.\n"
+    "`/papers subscribe <words> [daily|weekly]` posts new papers on it to this channel (weekly by default); "
+    "`/papers subscriptions` lists this channel's, `/papers unsubscribe <id>` stops one.\n"
     "Mention me with a question (`@labmate what do we have on protein folding?`) to get results in the thread.\n"
     "Share a PDF, .bib or .jsonl file in a channel I'm in and I'll add it to the library."
 )
@@ -35,6 +37,53 @@ class PapersRequest:
     like: str | None = None
     help: bool = False
     options: dict = field(default_factory=dict)
+
+
+@dataclass
+class SubscriptionRequest:
+    """`/papers subscribe <query> [daily|weekly]`, `/papers subscriptions`, `/papers unsubscribe <id>`."""
+
+    action: str  # "subscribe", "list" or "unsubscribe"
+    query: str = ""
+    frequency: str = "weekly"
+    id: int | None = None
+
+
+SUBSCRIBE_USAGE = "`/papers subscribe <words> [daily|weekly]`, e.g. `/papers subscribe protein folding daily`"
+FREQUENCIES = ("daily", "weekly")
+
+
+def parse_subscription(text: str) -> SubscriptionRequest | None:
+    """The subscription forms of `/papers` (their first word is `subscribe`, `subscriptions` or
+    `unsubscribe`); None for anything else, which is a search. The query of a subscription is
+    checked as a search would be (filters such as `author:` apply to the digest too)."""
+    words = (text or "").split()
+    first = words[0].lower() if words else ""
+    if first == "subscriptions":
+        if len(words) > 1:
+            raise QueryError("`/papers subscriptions` takes nothing after it; it lists this channel's subscriptions.")
+        return SubscriptionRequest("list")
+    if first == "unsubscribe":
+        ident = words[1].lstrip("#") if len(words) == 2 else ""
+        if not ident.isdigit():
+            raise QueryError("Write `/papers unsubscribe <id>` with the subscription's number; "
+                             "`/papers subscriptions` lists them.")
+        return SubscriptionRequest("unsubscribe", id=int(ident))
+    if first != "subscribe":
+        return None
+    rest = text.strip()[len(words[0]):].strip()
+    frequency = "weekly"
+    if len(words) > 1 and words[-1].lower() in FREQUENCIES:
+        frequency = words[-1].lower()
+        rest = rest[: len(rest) - len(words[-1])].strip()
+    if not rest or rest.lower() in ("help", "?"):
+        raise QueryError(f"Add what to follow: {SUBSCRIBE_USAGE}.")
+    request = parse_papers(rest)
+    if request.help:
+        raise QueryError(f"Add what to follow: {SUBSCRIBE_USAGE}.")
+    if request.like:
+        raise QueryError(f"A subscription follows words, not `like:`; {SUBSCRIBE_USAGE}.")
+    return SubscriptionRequest("subscribe", query=rest, frequency=frequency)
 
 
 def parse_papers(text: str) -> PapersRequest:

@@ -18,14 +18,16 @@ from retrieval.library import Library
 
 @dataclass
 class Filters:
-    """Year range (inclusive), author substring, collection name; None means no filter."""
+    """Year range (inclusive), author substring, collection name, and `added_after` (unix time:
+    only papers added to the library strictly later); None means no filter."""
 
     years: tuple[int, int] | None = None
     author: str | None = None
     collection: str | None = None
+    added_after: float | None = None
 
     def active(self) -> bool:
-        return bool(self.years or self.author or self.collection)
+        return bool(self.years or self.author or self.collection) or self.added_after is not None
 
 
 @dataclass
@@ -69,6 +71,8 @@ def search(library: Library, query: str, k: int | None = None, filters: Filters 
     allowed = None
     if filters and filters.active():
         allowed = library.store.filtered_passage_ids(filters.years, filters.author, filters.collection)
+        if filters.added_after is not None:
+            allowed = np.intersect1d(allowed, _passages_added_after(library.store, filters.added_after))
         if not len(allowed):
             return []
     n = max(settings.candidates, 3 * k)
@@ -90,6 +94,13 @@ def more_like(library: Library, paper_id: str, k: int | None = None, filters: Fi
     center /= np.linalg.norm(center) or 1.0
     text = f"{paper['title']} {(paper['abstract'] or '')[:500]}"
     return search(library, text, k, filters, query_vector=center, exclude={pid})
+
+
+def _passages_added_after(store, when: float) -> np.ndarray:
+    """Passage ids of the papers added to the library after `when` (unix time)."""
+    rows = store.conn.execute("SELECT p.id FROM passages p JOIN papers a ON a.id = p.paper_id "
+                              "WHERE a.added_at > ?", (float(when),))
+    return np.array([r[0] for r in rows], dtype=np.int64)
 
 
 def _dense(library, query, query_vector, n, allowed) -> dict[int, float]:

@@ -232,6 +232,13 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         return np.array([r[0] for r in self.conn.execute(sql, args)], dtype=np.int64)
 
+    def papers_added(self, since: float, until: float | None = None) -> list[dict]:
+        """The papers added to the index in [since, until) (unix times), newest first, each with
+        its `added_at` (read-only; the weekly report counts them)."""
+        rows = self.conn.execute("SELECT * FROM papers WHERE added_at>=? AND added_at<? ORDER BY added_at DESC, id",
+                                 (since, float("inf") if until is None else until)).fetchall()
+        return [{**_paper_dict(row), "added_at": row["added_at"]} for row in rows]
+
     def counts(self) -> dict[str, int]:
         return {
             "papers": self.conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0],

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from bot.blocks import bibtex_blocks, results_blocks, results_text, split_messages, text_blocks
 from bot.errors import user_message
-from bot.router import PAPERS_HELP, describe, parse_papers, run_papers
+from bot.router import PAPERS_HELP, describe, parse_papers, parse_subscription, run_papers
 
 REFUSED = "Sorry, /papers is not enabled for you in this channel. Ask whoever runs labmate to add you."
 
 
 def register(app, services) -> None:
+    from bot import digests  # registers the scheduler's "digest" handler
+
+    if services.state.subscriptions():
+        digests.sync(services)  # the digests' schedules as [reports] sets them now
+
     @app.command("/papers")
     def papers_command(ack, command):
         ack()  # within Slack's 3 s, before any parsing or search
@@ -18,7 +23,7 @@ def register(app, services) -> None:
         if not services.settings.access.papers.allows(user, channel):
             reply(REFUSED)
             return
-        services.submit(lambda: _search_and_respond(services, command.get("text", ""), url),
+        services.submit(lambda: _papers(services, command.get("text", ""), url, channel, user),
                         lambda exc: reply(user_message(exc)))
 
     @app.action("papers_bibtex")
@@ -58,6 +63,17 @@ def papers_messages(services, text: str) -> tuple[bool, list[tuple[str, list[dic
     topic = None if request.like else request.query  # the "Draft related work from these" button's
     blocks = results_blocks(description, hits, draft_topic=topic)
     return False, [(fallback, part) for part in split_messages(blocks)]
+
+
+def _papers(services, text: str, response_url: str, channel: str | None, user: str | None) -> None:
+    """A search, or one of the subscription forms (`subscribe`, `subscriptions`, `unsubscribe`)."""
+    request = parse_subscription(text)
+    if request is None:
+        _search_and_respond(services, text, response_url)
+        return
+    from bot.digests import handle
+
+    _replier(services, response_url)(handle(services, request, channel, user))
 
 
 def _search_and_respond(services, text: str, response_url: str, in_channel: bool = True) -> None:
