@@ -46,6 +46,7 @@ def library_of(ctx: click.Context, check_model: bool = True):
 
 
 from bot import cli_draft, cli_index, cli_papers, cli_serve, cli_train  # noqa: E402,F401  (commands register on `main`)
+from bot import cli_report  # noqa: E402,F401  (`labmate report`)
 
 
 

@@ -8,3 +8,6 @@ def register_all(app, services) -> None:
 
     for module in (papers, draft, mentions, files, train):
         module.register(app, services)
+    from bot.commands import report  # /report (scheduled reports on demand)
+
+    report.register(app, services)

@@ -184,6 +184,7 @@ def publish(services, job: DraftJob, result) -> None:
     for fallback, blocks in thread_messages(result, job.title):
         messenger.post(channel=job.channel, thread_ts=job.ts, text=fallback, blocks=blocks)
     messenger.upload(job.channel, job.ts, draft_files(result, job.request.section))
+    services.state.record_draft(job.channel, job.user, f"{job.title}: {result.topic}")  # the weekly report counts it
 
 
 def report_failure(services, job: DraftJob, exc: BaseException) -> None:
