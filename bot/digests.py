@@ -21,8 +21,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone as dt_timezone
 
-import numpy as np
-
 from bot.blocks import split_messages
 from bot.digest_blocks import digest_blocks, digest_text, empty_digest_blocks, empty_digest_text
 from bot.digest_blocks import format_time, subscriptions_text
@@ -53,7 +51,7 @@ def subscribe(services, channel: str, user: str | None, query: str, frequency: s
     with services.library_lock:
         library = services.library()
         library.refresh()
-        watermark = newest_added(library)
+        watermark = library.store.newest_added()
     sub = services.state.add_subscription(channel, query, frequency, user, watermark)
     try:
         schedule(services, sub)
@@ -102,46 +100,23 @@ def next_run(services, sub_id: int) -> datetime | None:
 
 # -- the digest ------------------------------------------------------------------------------------
 
-def newest_added(library) -> float:
-    """The `added_at` of the newest paper in the library (0 when it is empty)."""
-    row = library.store.conn.execute("SELECT COALESCE(MAX(added_at), 0) FROM papers").fetchone()
-    return float(row[0])
-
-
 def new_papers(library, query: str, watermark: float, k: int | None = None) -> tuple[list, float]:
     """The papers added after `watermark` that match `query` (a `/papers` search text), best
     first, and the new watermark (the newest paper's `added_at` now). See the module's doc."""
-    from retrieval.search import Filters, search
+    from retrieval.search import Filters, best_similarity, search
 
     request = parse_papers(query)
     library.refresh()
-    newest = newest_added(library)
+    newest = library.store.newest_added()
     if newest <= watermark:
         return [], watermark
     filters = Filters(request.years, request.author, request.collection, added_after=watermark)
     hits = search(library, request.query, library.search_settings.candidates, filters)
     if not hits:
         return [], newest
-    best = _similarity(library, request.query, [h.id for h in hits], newest)
+    best = best_similarity(library, request.query, [h.id for h in hits], newest)
     kept = [h for h in hits if best.get(h.id, -1.0) >= MIN_SIMILARITY]
     return kept[: request.k or library.search_settings.k], newest
-
-
-def _similarity(library, query: str, paper_ids: list[str], added_until: float) -> dict[str, float]:
-    """Each paper's best passage cosine similarity to the query (papers added after
-    `added_until`, by an ingest running meanwhile, are left for the next digest)."""
-    vector = library.embedder.encode([query])[0].astype(np.float32)
-    vector /= np.linalg.norm(vector) or 1.0
-    marks = ",".join("?" * len(paper_ids))
-    rows = library.store.conn.execute(
-        f"SELECT p.paper_id, p.vector FROM passages p JOIN papers a ON a.id = p.paper_id "
-        f"WHERE p.paper_id IN ({marks}) AND a.added_at <= ?", [*paper_ids, added_until]).fetchall()
-    best: dict[str, float] = {}
-    for paper_id, blob in rows:
-        passage = np.frombuffer(blob, dtype=np.float32)
-        score = float(passage @ vector / (np.linalg.norm(passage) or 1.0))
-        best[paper_id] = max(best.get(paper_id, -1.0), score)
-    return best
 
 
 def run_digest(services, sub) -> bool:

@@ -96,6 +96,27 @@ def more_like(library: Library, paper_id: str, k: int | None = None, filters: Fi
     return search(library, text, k, filters, query_vector=center, exclude={pid})
 
 
+def best_similarity(library: Library, query: str, paper_ids: list[str],
+                    added_until: float | None = None) -> dict[str, float]:
+    """Each paper's best passage cosine similarity to `query` (absolute, unlike the hybrid score,
+    which is normalized over one search's candidates). Papers added after `added_until` are left out."""
+    if not paper_ids:
+        return {}
+    vector = np.asarray(library.embedder.encode([query])[0], dtype=np.float32)
+    vector /= np.linalg.norm(vector) or 1.0
+    marks = ",".join("?" * len(paper_ids))
+    rows = library.store.conn.execute(
+        f"SELECT p.paper_id, p.vector FROM passages p JOIN papers a ON a.id = p.paper_id "
+        f"WHERE p.paper_id IN ({marks}) AND a.added_at <= ?",
+        [*paper_ids, float("inf") if added_until is None else added_until]).fetchall()
+    best: dict[str, float] = {}
+    for paper_id, blob in rows:
+        passage = np.frombuffer(blob, dtype=np.float32)
+        score = float(passage @ vector / (np.linalg.norm(passage) or 1.0))
+        best[paper_id] = max(best.get(paper_id, -1.0), score)
+    return best
+
+
 def _passages_added_after(store, when: float) -> np.ndarray:
     """Passage ids of the papers added to the library after `when` (unix time)."""
     rows = store.conn.execute("SELECT p.id FROM passages p JOIN papers a ON a.id = p.paper_id "

@@ -239,6 +239,10 @@ class Store:
                                  (since, float("inf") if until is None else until)).fetchall()
         return [{**_paper_dict(row), "added_at": row["added_at"]} for row in rows]
 
+    def newest_added(self) -> float:
+        """The `added_at` of the newest paper (0 when the library is empty)."""
+        return float(self.conn.execute("SELECT COALESCE(MAX(added_at), 0) FROM papers").fetchone()[0])
+
     def counts(self) -> dict[str, int]:
         return {
             "papers": self.conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0],

@@ -7,7 +7,7 @@ import json
 import time
 
 from retrieval.ingest import add_paths
-from retrieval.search import Filters, more_like, search
+from retrieval.search import Filters, best_similarity, more_like, search
 
 OLD = [
     {"id": "photo", "title": "Photosynthesis in cyanobacteria under high light", "year": 2019,
@@ -24,7 +24,7 @@ NEW = [
 
 
 def newest_added(library) -> float:
-    return library.store.conn.execute("SELECT MAX(added_at) FROM papers").fetchone()[0]
+    return library.store.newest_added()
 
 
 def test_added_after_keeps_only_papers_added_later(library_of, tmp_path):
@@ -59,3 +59,16 @@ def test_re_adding_an_old_paper_does_not_make_it_new(library_of, tmp_path):
     again.write_text(json.dumps(changed) + "\n" + json.dumps(NEW[0]) + "\n")
     add_paths(library, [again])
     assert {h.id for h in search(library, "photosynthesis light", filters=Filters(added_after=cutoff))} == {"leaf"}
+
+
+def test_best_similarity_is_absolute_and_leaves_out_papers_added_later(library_of, tmp_path):
+    library = library_of(OLD)
+    cutoff = newest_added(library)
+    time.sleep(0.01)
+    later = tmp_path / "later.jsonl"
+    later.write_text(json.dumps(NEW[0]) + "\n")
+    add_paths(library, [later])
+    scores = best_similarity(library, "photosynthesis under intense light", ["photo", "ice", "leaf"])
+    assert scores["photo"] > 0.35 > scores["ice"] and -1.0 <= scores["ice"] and scores["leaf"] > 0.35
+    assert set(best_similarity(library, "photosynthesis", ["photo", "leaf"], added_until=cutoff)) == {"photo"}
+    assert best_similarity(library, "anything", []) == {}
