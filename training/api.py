@@ -25,15 +25,14 @@ import hmac
 import json
 import logging
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer
 
 from core.errors import ConfigError, NotFoundError, UserError
+from core.wsgi import serve_in_background
 from training.spec import SpecError
 
 log = logging.getLogger("labmate.training.api")
@@ -229,54 +228,15 @@ def make_api(service, token: str):
     return application
 
 
-class _PooledServer(WSGIServer):
-    """Requests handled by a small pool of reused threads (as `bot.serve` does)."""
-
-    request_queue_size = 64
-
-    def __init__(self, *args, workers: int = 8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="labmate-train-api")
-
-    def process_request(self, request, client_address):
-        self._pool.submit(self._handle, request, client_address)
-
-    def _handle(self, request, client_address):
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-
-    def shutdown(self):
-        """Stop serving and release the port and the threads."""
-        super().shutdown()
-        self.server_close()
-
-    def server_close(self):
-        super().server_close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    timeout = 60  # a client that stops sending mid-request frees its thread after this
-
-    def log_message(self, format, *args):  # noqa: A002 - signature from the base class
-        log.debug("%s - %s", self.address_string(), format % args)
-
-
 def start_api(service, host: str, port: int, token: str) -> WSGIServer:
     """Serve `service` on host:port (0 = any free port) in a background thread; returns the
     server (`.server_port`, `.shutdown()`). ConfigError for an empty token or a busy port."""
     app = make_api(service, token)
     try:
-        server = make_server(host, port, app, server_class=_PooledServer, handler_class=_QuietHandler)
+        server = serve_in_background(app, host, port, name="labmate-train-api", workers=8)
     except OSError as exc:
         raise ConfigError(f"The training API cannot listen on {host}:{port} ({exc.strerror or exc}); "
                           "choose another port or stop the program using it.") from None
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="labmate-train-accept",
-                     daemon=True).start()
     log.info("training API listening on http://%s:%d", host, server.server_port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("the training API speaks plain HTTP: use it on a trusted network or behind a TLS proxy")
