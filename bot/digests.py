@@ -43,7 +43,7 @@ def handle(services, request: SubscriptionRequest, channel: str, user: str | Non
     if request.action == "unsubscribe":
         return unsubscribe(services, channel, request.id)
     subs = services.state.subscriptions(channel)
-    return subscriptions_text(subs, {sub.id: next_run(services, sub.id) for sub in subs})
+    return subscriptions_text(subs, {sub.id: next_run(services, sub.id, sub.channel) for sub in subs})
 
 
 def subscribe(services, channel: str, user: str | None, query: str, frequency: str) -> str:
@@ -58,7 +58,7 @@ def subscribe(services, channel: str, user: str | None, query: str, frequency: s
     except BaseException:
         services.state.remove_subscription(sub.id)
         raise
-    when = next_run(services, sub.id)
+    when = next_run(services, sub.id, sub.channel)
     first = f" The first comes {format_time(when)}." if when else ""
     return (f"Subscribed this channel to new papers on “{query}”, {frequency} (subscription #{sub.id}).{first} "
             f"`/papers unsubscribe {sub.id}` stops it.")
@@ -78,7 +78,7 @@ def schedule(services, sub) -> None:
     """(Re)schedule a subscription's job on the cron `[reports]` sets for its frequency."""
     reports = services.settings.reports
     cron = reports.daily if sub.frequency == "daily" else reports.weekly
-    services.scheduler.add(KIND, str(sub.id), cron, timezone=reports.timezone)
+    services.scheduler.add(KIND, str(sub.id), cron, timezone=reports.timezone_of(sub.channel))
 
 
 def sync(services) -> None:
@@ -88,12 +88,12 @@ def sync(services) -> None:
         schedule(services, sub)
 
 
-def next_run(services, sub_id: int) -> datetime | None:
-    """When the subscription's next digest is due, in `[reports] timezone`; None if unscheduled."""
+def next_run(services, sub_id: int, channel: str | None = None) -> datetime | None:
+    """When the subscription's next digest is due, in the channel's time zone; None if unscheduled."""
     job = services.scheduler.job(KIND, str(sub_id))
     if job is None:
         return None
-    tz = zone(services.settings.reports.timezone)
+    tz = zone(services.settings.reports.timezone_of(channel))
     when = job.trigger.get_next_fire_time(None, datetime.now(tz))
     return when.astimezone(tz) if when else None
 
@@ -126,7 +126,7 @@ def run_digest(services, sub) -> bool:
     with services.library_lock:
         hits, newest = new_papers(services.library(), sub.query, sub.watermark)
     since = datetime.fromtimestamp(max(sub.watermark, sub.created_at), dt_timezone.utc) \
-        .astimezone(zone(reports.timezone))
+        .astimezone(zone(reports.timezone_of(sub.channel)))
     if hits:
         blocks = digest_blocks(sub.id, sub.query, sub.frequency, since, hits)
         fallback = digest_text(sub.query, since, hits)

@@ -194,7 +194,7 @@ class Scheduler:
         `weekly` cron when a channel is set, removed otherwise."""
         reports = self.services.settings.reports
         if reports.channel:
-            self.add("weekly", "lab", reports.weekly, timezone=reports.timezone)
+            self.add("weekly", "lab", reports.weekly, timezone=reports.timezone_of(reports.channel))
         else:
             self.remove("weekly", "lab")
 

@@ -52,6 +52,9 @@ class ReportsSettings(Section):
     daily: str = Field("0 9 * * *", description="When daily digests are posted: a cron expression in `timezone`.")
     timezone: str = Field("UTC", description="IANA time zone of the schedules and of the times reports show "
                           "(e.g. \"Europe/Berlin\").")
+    channel_timezones: dict[str, str] = Field(
+        default_factory=dict, description="Time zones of particular channels (channel id -> IANA name); their "
+        "digests and reports are scheduled and shown in it instead of `timezone`.")
     skip_empty: bool = Field(False, description="Skip a report with nothing new (false: it says so briefly).")
     grace_seconds: int = Field(3600, ge=0, description="A run missed while the bot was down is run once on "
                                "start if at most this late; older ones are skipped (and logged).")
@@ -71,3 +74,16 @@ class ReportsSettings(Section):
 
         zone(value)
         return value
+
+    @field_validator("channel_timezones")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        from bot.scheduler import zone
+
+        for name in value.values():
+            zone(name)
+        return value
+
+    def timezone_of(self, channel: str | None) -> str:
+        """The channel's configured time zone, else `timezone`."""
+        return self.channel_timezones.get(channel or "", self.timezone)

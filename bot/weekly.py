@@ -86,10 +86,10 @@ class WeeklyReport:
                 "jobs": count([j.finished_at for j in self.jobs])}
 
 
-def gather(services, end: datetime | None = None) -> WeeklyReport:
-    """The week ending at `end` (default now) in `[reports] timezone`: papers added to the index
-    (the retriever's `added_at`), drafts the bot published, training jobs that finished."""
-    tz = scheduler.zone(services.settings.reports.timezone)
+def gather(services, end: datetime | None = None, channel: str | None = None) -> WeeklyReport:
+    """The week ending at `end` (default now) in the channel's time zone: papers added to the
+    index (the retriever's `added_at`), drafts the bot published, training jobs that finished."""
+    tz = scheduler.zone(services.settings.reports.timezone_of(channel))
     end = (end or datetime.now(dt_timezone.utc)).astimezone(tz)
     start = end - timedelta(days=DAYS)
     since, until = start.timestamp(), end.timestamp()
@@ -146,7 +146,7 @@ def post_weekly(services, channel: str, end: datetime | None = None) -> bool:
     gets a brief note, or nothing with `[reports] skip_empty` (returns False then)."""
     from bot.report_blocks import empty_blocks, empty_text, weekly_blocks, weekly_text
 
-    report = gather(services, end)
+    report = gather(services, end, channel)
     if report.empty:
         if services.settings.reports.skip_empty:
             log.info("nothing new this week; the weekly report to %s is skipped", channel)

@@ -172,6 +172,15 @@ def test_skip_empty_posts_nothing_and_weekly_is_the_default(tmp_path, library_of
         assert bot.services.state.subscription(1).watermark > sub.watermark
 
 
+def test_a_channel_with_its_own_time_zone_gets_its_digests_in_it(tmp_path, library_of):
+    with running_bot(tmp_path, library_of(OLD), channel_timezones={"C1": "Asia/Tokyo"}) as bot:
+        reply = ask(bot, "subscribe glacier melt daily", "subscription #1")
+        assert "JST" in reply.plain_text  # C1's first run, shown in C1's zone
+        assert str(bot.services.scheduler.job("digest", "1").trigger.timezone) == "Asia/Tokyo"
+    with pytest.raises(Exception, match="unknown time zone 'Mars/Olympus'"):
+        Settings.model_validate({"reports": {"channel_timezones": {"C1": "Mars/Olympus"}}})
+
+
 def test_bad_forms_answer_clearly_and_searches_work_as_before(bot):
     ask(bot, "subscribe", "Add what to follow")
     ask(bot, "subscribe weekly", "Add what to follow")
