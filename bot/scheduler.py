@@ -51,6 +51,12 @@ def register_handler(kind: str, handler: Handler) -> None:
     _handlers[kind] = handler
 
 
+def _load_handlers() -> None:
+    """Import the report modules; each registers its handler when imported."""
+    import bot.digests  # noqa: F401  ("digest")
+    import bot.weekly  # noqa: F401  ("weekly")
+
+
 def parse_cron(cron: str, timezone: str | None = None):
     """The APScheduler trigger of a 5-field cron expression; ValueError with a clear message if invalid."""
     from apscheduler.triggers.cron import CronTrigger
@@ -161,14 +167,16 @@ class Scheduler:
                 self.aps.start(paused=True)
 
     def start(self) -> "Scheduler":
-        """Open the job stores, (re)register the configured weekly report, and run due jobs from
-        now on: a stored run missed within the grace period runs once, an older one is skipped."""
-        import bot.weekly  # noqa: F401  (registers the "weekly" handler)
+        """Open the job stores, (re)register the configured weekly report and digests, and run due
+        jobs from now on: a stored run missed within the grace period runs once, an older one is skipped."""
+        from bot import digests
 
+        _load_handlers()
         with self._lock:
             self._open()
             if not self._resumed:
                 self.sync_weekly()
+                digests.sync(self.services)  # the digests' schedules as [reports] sets them now
                 with _registry_lock:
                     _started.append(self)
                 self.aps.resume()
@@ -239,6 +247,7 @@ class Scheduler:
         its own), then run its handler. False (and nothing done) if another process, or an
         earlier call, had claimed that run."""
         scheduled_for = scheduled_for or datetime.now(dt_timezone.utc)
+        _load_handlers()
         handler = _handlers.get(kind)
         if handler is None:
             log.error("no handler for reports of kind %r (job %s:%s)", kind, kind, key)

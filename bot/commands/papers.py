@@ -10,11 +10,6 @@ REFUSED = "Sorry, /papers is not enabled for you in this channel. Ask whoever ru
 
 
 def register(app, services) -> None:
-    from bot import digests  # registers the scheduler's "digest" handler
-
-    if services.state.subscriptions():
-        digests.sync(services)  # the digests' schedules as [reports] sets them now
-
     @app.command("/papers")
     def papers_command(ack, command):
         ack()  # within Slack's 3 s, before any parsing or search
