@@ -115,6 +115,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                          lambda call: self._upload(path, upload))
         elif path.startswith("/files-pri/"):
             self._handle("file_download", params, lambda call: self._download(path, call))
+        elif self.fake.ui is not None and (path == "/" or path.startswith("/ui/")):
+            self._send(*self.fake.ui.handle(self.command, path, params, data))
         else:
             self._send(404, {}, {"ok": False, "error": "not_found"})
 

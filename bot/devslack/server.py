@@ -16,12 +16,15 @@ import threading
 import time
 import uuid
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .handler import RequestHandler
 from .models import Ack, Message
 from .websocket import WebSocket
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .ui import PageSettings, WorkspaceUI
 
 log = logging.getLogger(__name__)
 ENVELOPE_TYPES = ("slash_commands", "events_api", "interactive")
@@ -53,6 +56,7 @@ class FakeSlack(Workspace):
         self._sockets: list[WebSocket] = []
         self._tickets: set[str] = set()
         self._hooks: dict[str, dict[str, Any]] = {}
+        self.ui: "WorkspaceUI | None" = None  # the browser page, once `open_page` is called
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -88,6 +92,15 @@ class FakeSlack(Workspace):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def open_page(self, app_url: str, signing_secret: str, page: "PageSettings | None" = None) -> "WorkspaceUI":
+        """Serve the workspace's browser page at `/`: what a person does there is sent, signed,
+        to the app at `app_url` (its `/slack/events`) as Slack would send it."""
+        from .signing import SlackSender
+        from .ui import WorkspaceUI
+
+        self.ui = WorkspaceUI(self, SlackSender(app_url, signing_secret, self), page)
+        return self.ui
 
     # -- response_url --------------------------------------------------------------------------
 

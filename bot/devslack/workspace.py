@@ -30,6 +30,9 @@ class Workspace:
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, list[Failure]] = {}
+        # Bumped whenever what a viewer of the workspace sees changes; it starts from the clock
+        # (ms) so a page still open from before a restart sees the new server as newer.
+        self._version = int(time.time() * 1000)
         self.clear()
         self.add_user(bot_user_id, "labmate", is_bot=True)
 
@@ -45,6 +48,7 @@ class Workspace:
             self._files: dict[str, StoredFile] = {}
             self._uploads: dict[str, dict[str, Any]] = {}
             self._failures.clear()
+            self._version += 1
             self._cond.notify_all()
 
     def add_user(self, user_id: str, name: str | None = None, *, real_name: str | None = None,
@@ -220,7 +224,14 @@ class Workspace:
     def changed(self) -> None:
         """Wake waiters after an in-place change (callers hold or need not hold the lock)."""
         with self._cond:
+            self._version += 1
             self._cond.notify_all()
+
+    @property
+    def version(self) -> int:
+        """A counter that grows each time messages are posted, edited or deleted."""
+        with self._cond:
+            return self._version
 
     @property
     def lock(self) -> threading.Condition:
@@ -231,6 +242,7 @@ class Workspace:
         """Append a message and wake waiters."""
         with self._cond:
             self._messages.append(message)
+            self._version += 1
             self._cond.notify_all()
         return message
 
@@ -244,6 +256,7 @@ class Workspace:
         """Delete a message (chat.delete, delete_original)."""
         with self._cond:
             self._messages.remove(message)
+            self._version += 1
             self._cond.notify_all()
 
     def user_info(self, user_id: str) -> dict[str, Any] | None:
