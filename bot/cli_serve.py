@@ -10,27 +10,54 @@ import threading
 import click
 
 from bot.cli import main, settings_of
+from core.errors import ConfigError
 
 
 @main.command()
 @click.option("--mode", type=click.Choice(["socket", "http"]),
               help="socket (default when SLACK_APP_TOKEN is set) or http (needs SLACK_SIGNING_SECRET).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP mode: address to listen on.")
-@click.option("--port", default=3000, show_default=True, type=int, help="HTTP mode: port.")
+@click.option("--port", default=3000, show_default=True, type=int,
+              help="HTTP mode: port of /slack/events; local workspace: port of its page.")
+@click.option("--local/--slack", "local", default=None,
+              help="local: run against a local workspace in the browser (the default when SLACK_BOT_TOKEN "
+                   "is not set); slack: a real Slack workspace (needs its tokens).")
 @click.pass_context
-def serve(ctx, mode: str | None, host: str, port: int) -> None:
-    """Run the Slack bot (Socket Mode, or HTTP with --mode http)."""
-    from bot.app import TOKEN_HELP, create_app
-    from bot.services import Services
-    from core.errors import ConfigError
+def serve(ctx, mode: str | None, host: str, port: int, local: bool | None) -> None:
+    """Run the Slack bot: in Slack (Socket Mode, or HTTP with --mode http), or, without Slack tokens,
+    against a local workspace whose page opens in the browser."""
+    from bot.app import TOKEN_HELP
 
-    env = os.environ
+    env = dict(os.environ)
+    workspace = None
+    if local if local is not None else not env.get("SLACK_BOT_TOKEN"):
+        if mode == "socket":
+            raise click.UsageError("The local workspace talks to the bot over HTTP; leave out --mode socket.")
+        workspace, env = _open_workspace(port, env)
+        mode, host, port = "http", "127.0.0.1", 0  # the bot's endpoint: a free port, loopback only
     mode = mode or ("socket" if env.get("SLACK_APP_TOKEN") else "http")
     missing = ["SLACK_BOT_TOKEN"] + (["SLACK_APP_TOKEN"] if mode == "socket" else ["SLACK_SIGNING_SECRET"])
     if any(not env.get(name) for name in missing):
         raise ConfigError(f"Missing {', '.join(n for n in missing if not env.get(n))}.\n{TOKEN_HELP}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = settings_of(ctx)
+    _run(settings_of(ctx), env, mode, host, port, workspace)
+
+
+def _open_workspace(port: int, env: dict[str, str]):
+    from bot.local import start_workspace
+
+    try:
+        return start_workspace(port, env)
+    except OSError as exc:
+        raise ConfigError(f"Could not open the local workspace on 127.0.0.1:{port} ({exc.strerror or exc}); "
+                          f"is another labmate running? Pick a free port with `labmate serve --port 3001`.") from None
+
+
+def _run(settings, env: dict[str, str], mode: str, host: str, port: int, workspace) -> None:
+    """Start everything, serve until SIGTERM or Ctrl-C, then stop cleanly."""
+    from bot.app import create_app
+    from bot.services import Services
+
     services = Services(settings)
     app = create_app(settings, services, env)
     click.echo("Loading the index and the embedding model…")
@@ -47,6 +74,8 @@ def serve(ctx, mode: str | None, host: str, port: int) -> None:
 
         server = start_http(app, host, port)
         click.echo(f"labmate is listening on http://{host}:{server.server_port}{EVENTS_PATH}")
+        if workspace is not None:
+            _show_page(workspace, settings, services, f"http://127.0.0.1:{server.server_port}", env)
     else:
         from bot.serve import socket_handler
 
@@ -60,6 +89,23 @@ def serve(ctx, mode: str | None, host: str, port: int) -> None:
     if worker:
         worker.stop()  # running jobs checkpoint and resume on the next start
     services.close()
+    if workspace is not None:
+        workspace.stop()
+
+
+def _show_page(workspace, settings, services, app_url: str, env: dict[str, str]) -> None:
+    """Open the page and say where it is; on a first start, index the demo library meanwhile
+    (the page's notice says when it is ready)."""
+    from bot.devslack.ui import PageSettings
+    from bot.local import INDEXING, channel_ids, index_demo, manifest_commands, notice
+
+    page = PageSettings(channels=channel_ids(settings.workspace.channels), notice=notice(INDEXING),
+                        commands=manifest_commands())
+    ui = workspace.open_page(app_url, env["SLACK_SIGNING_SECRET"], page)
+    click.echo(f"\nNo Slack tokens set: labmate runs in a local workspace.\n"
+               f"  Open {workspace.base_url}/ in your browser.\n"
+               f"  (To connect to Slack instead, see README.md, 'Connect to Slack'.) Ctrl-C stops it.\n")
+    ui.set_notice(notice(index_demo(settings, services)))
 
 
 def _start_training(settings, services):

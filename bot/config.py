@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from bot.settings import AccessSettings, ReportsSettings, SlackSettings, StorageSettings
+from bot.settings import AccessSettings, ReportsSettings, SlackSettings, StorageSettings, WorkspaceSettings
 from drafting.settings import DraftingSettings
 from retrieval.settings import EmbeddingSettings, IndexSettings, SearchSettings, Section
 from training.settings import TrainingSettings
@@ -36,6 +36,7 @@ class Settings(Section):
     drafting: DraftingSettings = DraftingSettings()
     training: TrainingSettings = TrainingSettings()
     reports: ReportsSettings = ReportsSettings()
+    workspace: WorkspaceSettings = WorkspaceSettings()
 
 
 def default_config_path() -> Path | None:
@@ -130,6 +131,8 @@ def _resolve_paths(settings: Settings, base: Path, from_env: set[tuple[str, str]
     idx.dir = resolve("index", "dir", idx.dir)
     idx.sources = [resolve("index", "sources", p) for p in idx.sources]
     settings.storage.database = resolve("storage", "database", settings.storage.database)
+    workspace = settings.workspace
+    workspace.demo_sources = [resolve("workspace", "demo_sources", p) for p in workspace.demo_sources]
     model = settings.embedding.model
     if model != "default" and not Path(model).expanduser().is_absolute():
         settings.embedding.model = str(resolve("embedding", "model", Path(model)))

@@ -44,6 +44,19 @@ class StorageSettings(Section):
                            description="The bot's own database (processed events, outgoing messages).")
 
 
+class WorkspaceSettings(Section):
+    """The local workspace `labmate serve` opens in the browser when no Slack tokens are set."""
+
+    channels: list[str] = Field(default_factory=lambda: ["general", "papers", "training"], min_length=1,
+                                description="Channels the local workspace has (names; ids are made from them).")
+    demo_sources: list[Path] = Field(default_factory=lambda: [Path("demo")],
+                                     description="Files or folders indexed on the first local start when "
+                                                 "the index is empty, so /papers has something to find "
+                                                 "([] for none).")
+    demo_collection: str = Field("demo", description="Collection the demo papers go to, so searches can "
+                                 "leave them out; delete the index folder to start over without them.")
+
+
 class ReportsSettings(Section):
     channel: str = Field("", description="Channel id the lab-wide scheduled reports (the weekly report) go to; "
                          "empty: no scheduled weekly report.")

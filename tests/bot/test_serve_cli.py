@@ -23,12 +23,24 @@ def clean_env(tmp_path: Path, **extra: str) -> dict:
     return env
 
 
-def test_serve_without_tokens_says_what_to_set(tmp_path):
-    result = subprocess.run([str(LABMATE), "serve"], cwd=tmp_path, env=clean_env(tmp_path),
+def test_serve_in_slack_without_tokens_says_what_to_set(tmp_path):
+    # Without tokens and without --slack, serve opens the local workspace (tests/e2e).
+    result = subprocess.run([str(LABMATE), "serve", "--slack"], cwd=tmp_path, env=clean_env(tmp_path),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "SLACK_BOT_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET" in result.stderr
     assert "Connect to Slack" in result.stderr
+
+
+def test_local_workspace_on_a_taken_port_says_what_to_do(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([str(LABMATE), "serve", "--port", str(port)], cwd=tmp_path,
+                                env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
 
 
 @pytest.mark.slow
