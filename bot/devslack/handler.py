@@ -116,7 +116,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         elif path.startswith("/files-pri/"):
             self._handle("file_download", params, lambda call: self._download(path, call))
         elif self.fake.ui is not None and (path == "/" or path.startswith("/ui/")):
-            self._send(*self.fake.ui.handle(self.command, path, params, data))
+            try:
+                self._send(*self.fake.ui.handle(self.command, path, params, data))
+            except (BrokenPipeError, ConnectionResetError):
+                log.debug("the page went away before its answer")  # a closed tab's long poll
         else:
             self._send(404, {}, {"ok": False, "error": "not_found"})
 

@@ -64,7 +64,7 @@ def labmate(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(60)
+            process.wait(180)  # a start still indexing the demo finishes its batch first
         except subprocess.TimeoutExpired:
             process.kill()
     assert process.returncode == 0, "labmate serve did not stop cleanly:\n" + "".join(lines[-40:])
@@ -80,7 +80,7 @@ def test_newcomer_searches_gets_bibtex_and_drafts(labmate, page, artifacts_dir):
     url, log = labmate
     page.goto(url)
     notice = page.locator("#notice")
-    notice.filter(has_text="demo papers").wait_for(timeout=DEMO_SECONDS * 1000)
+    notice.filter(has_text="The library holds").wait_for(timeout=DEMO_SECONDS * 1000)
     assert "drop PDF" in notice.inner_text()
     page.screenshot(path=str(artifacts_dir / "local-workspace-1-start.png"))
 
