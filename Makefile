@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run test test-fast bench clean
+.PHONY: install browser services run test test-fast bench clean
 
 install: $(STAMP)
 
@@ -46,7 +46,13 @@ browser:
 		|| echo "make browser: installing chromium failed; e2e tests will skip"; \
 	fi
 
-test: install browser
+# Servers some tests run for real (Slurm with munge, PostgreSQL): each tests/setup/install-*.sh
+# installs its Debian packages when missing and possible, and never fails the build (the tests
+# that need them then skip, saying why). The tests start and stop the servers themselves.
+services:
+	@for script in tests/setup/install-*.sh; do [ -f "$$script" ] && bash "$$script" || true; done
+
+test: install browser services
 	$(BIN)/python -m pytest -q
 
 test-fast: install
@@ -58,6 +64,9 @@ bench: install
 	$(BIN)/python bench/drafting.py
 	$(BIN)/python bench/train_ner.py
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/train_ddp.py
+	$(BIN)/python bench/bot_db.py
+	$(BIN)/python bench/slack_ack.py --metrics-compare
 
 clean:
 	rm -rf $(VENV) .pytest_cache
