@@ -2,6 +2,7 @@
 
 Usage:  .venv/bin/python bench/slack_ack.py [--commands 200] [--concurrency 50] [--docs 200]
                                             [--warmup 5] [--timeout 120] [--client-process] [--profile]
+                                            [--metrics-compare [--rounds 3]]
 
 What happens (all in this one process, unless --client-process):
 
@@ -32,6 +33,13 @@ duplicates, missing, messages parked in the bot's outbox, the answer latency and
 until the last answer. Goal: p99 ack <= 200 ms and every command answered exactly once.
 The last line is a JSON summary (`... | tail -1 | python -m json.tool`); the exit status is 0
 when the goal is met, 1 when it is not.
+
+`--metrics-compare` measures the cost of the Prometheus metrics (bot/metrics.py) on the ack
+path instead: two bots on the same services and index, one built with `create_app(...,
+metrics=False)`, one with metrics (the default: ack histogram in the WSGI layer, request
+counting through Bolt's listener hooks); `--rounds` bursts of `--commands` are sent to each,
+alternating off/on/on/off... so drift hits both alike, each burst's answers awaited before the
+next. Printed: ack p50/p95/p99 per side and the ratio on/off; the last line is JSON.
 
 `--profile` also times the server-side stages of each request (accept loop, thread start,
 WSGI handler, Bolt's App.dispatch) and samples the stacks of the request-serving threads during
@@ -278,6 +286,9 @@ def main() -> int:
     parser.add_argument("--client-process", action="store_true",
                         help="send from a child process (the sender then does not share the bot's GIL)")
     parser.add_argument("--profile", action="store_true", help="sample request threads; time App.dispatch")
+    parser.add_argument("--metrics-compare", action="store_true",
+                        help="ack latency with metrics off vs on, side by side (see above)")
+    parser.add_argument("--rounds", type=int, default=3, help="--metrics-compare: bursts per side")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.root.handlers:  # bm25s sets its own logger to DEBUG when imported
@@ -301,6 +312,11 @@ def main() -> int:
               f"(model loaded); slack.workers={settings.slack.workers}")
 
         env = {"SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.url}
+        if args.metrics_compare:
+            summary = compare_metrics(args, settings, services, fake, env, queries)
+            services.close()
+            print(json.dumps(summary))
+            return 0
         app = create_app(settings, services, env)
         server = start_http(app, "127.0.0.1", 0)
         stages = Stages(app, server) if args.profile else None
@@ -440,6 +456,67 @@ def main() -> int:
         services.close()
     print(json.dumps(summary))
     return 0 if goal_met else 1
+
+
+def compare_metrics(args, settings, services, fake, env: dict, queries: list[str]) -> dict:
+    """Ack latency of the same bot with metrics off and on (see the module docstring)."""
+    plain_app = create_app(settings, services, env, metrics=False)
+    plain_submit = services.submit
+    metered_app = create_app(settings, services, env)  # wraps services.submit on this object
+    submits = {"off": plain_submit, "on": services.submit}
+    servers = {"off": start_http(plain_app, "127.0.0.1", 0), "on": start_http(metered_app, "127.0.0.1", 0)}
+    urls = {mode: f"http://127.0.0.1:{server.server_port}" for mode, server in servers.items()}
+    ids = {"team_id": fake.team_id, "api_app_id": fake.app_id, "bot_user_id": fake.bot_user_id}
+    counter = iter(range(10_000_000))
+
+    def run(mode: str, texts: list[str], concurrency: int) -> tuple[list[float], int]:
+        services.submit = submits[mode]
+        work = []
+        for text in texts:
+            user = f"U{next(counter):07d}"
+            work.append((user, text, fake.new_response_url(channel=CHANNEL, user=user)))
+        results = burst(urls[mode], ids, work, concurrency)["results"]
+        hooks = {r["hook"] for r in results}
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < args.timeout:  # answers in, before the next burst starts
+            answered = {c.path.rsplit("/", 1)[-1].strip("/") for c in fake.calls_to("response_url")}
+            if hooks <= answered:
+                break
+            time.sleep(0.05)
+        else:
+            print(f"{mode}: not every command was answered within {args.timeout:.0f} s", file=sys.stderr)
+        return [1000 * r["ack_s"] for r in results if r["status"] == 200], len(results)
+
+    for mode in ("off", "on"):
+        if args.warmup:
+            run(mode, queries[:args.warmup], 1)
+    acks: dict[str, list[float]] = {"off": [], "on": []}
+    sent = {"off": 0, "on": 0}
+    texts = queries[args.warmup:args.warmup + args.commands]
+    order = [mode for i in range(args.rounds) for mode in (("off", "on") if i % 2 == 0 else ("on", "off"))]
+    for mode in order:
+        ok, total = run(mode, texts, args.concurrency)
+        acks[mode] += ok
+        sent[mode] += total
+    histogram = {s.name: s.value for f in metered_app.labmate_metrics.registry.collect()
+                 for s in f.samples if s.name == "labmate_slack_ack_seconds_count"}
+    for server in servers.values():
+        server.shutdown()
+    services.submit = plain_submit
+
+    figures = {mode: {q: round(percentile(values, p), 2) for q, p in (("p50", 50), ("p95", 95), ("p99", 99))}
+               for mode, values in acks.items()}
+    ratio = {q: round(figures["on"][q] / figures["off"][q], 3) for q in ("p50", "p95", "p99")}
+    print(f"\n/papers ack latency, metrics off vs on: {args.rounds} bursts of {args.commands} per side "
+          f"({args.concurrency} at a time), alternating; {os.cpu_count()} CPU(s)")
+    print(f"  {'':12s} {'off':>9s} {'on':>9s} {'on/off':>8s}")
+    for q in ("p50", "p95", "p99"):
+        print(f"  {q + ' (ms)':12s} {figures['off'][q]:9.2f} {figures['on'][q]:9.2f} {ratio[q]:8.3f}")
+    print(f"  HTTP 200 acks: off {len(acks['off'])}/{sent['off']}, on {len(acks['on'])}/{sent['on']}; "
+          f"the on bot's labmate_slack_ack_seconds_count: {histogram.get('labmate_slack_ack_seconds_count', 0):.0f}")
+    return {"mode": "metrics-compare", "commands": args.commands, "rounds": args.rounds,
+            "concurrency": args.concurrency, "cpus": os.cpu_count(), "ack_ms": figures, "ratio_on_off": ratio,
+            "acks_ok": {m: len(v) for m, v in acks.items()}, "sent": sent}
 
 
 _HEADER = re.compile(r"^\*(\d+) paper\(s\) for ")

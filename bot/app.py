@@ -19,8 +19,12 @@ TOKEN_HELP = (
 )
 
 
-def create_app(settings, services, env: Mapping[str, str] | None = None, *, verify_token: bool = True):
-    """A configured slack_bolt App whose Web API calls go through SLACK_API_URL when set."""
+def create_app(settings, services, env: Mapping[str, str] | None = None, *, verify_token: bool = True,
+               metrics: bool = True):
+    """A configured slack_bolt App whose Web API calls go through SLACK_API_URL when set.
+
+    With `metrics` (the default), `app.labmate_metrics` is a `bot.metrics.BotMetrics` counting its
+    requests and Web API errors (bot/serve.py times the acks and serves it); else None."""
     from slack_bolt import App, BoltResponse
 
     from bot.commands import register_all
@@ -31,11 +35,17 @@ def create_app(settings, services, env: Mapping[str, str] | None = None, *, veri
     token = env.get("SLACK_BOT_TOKEN")
     if not token:
         raise ConfigError(TOKEN_HELP)
-    client = make_client(token, env, settings.slack.api_retries)
+    observer = None
+    if metrics:
+        from bot.metrics import BotMetrics
+
+        # Jobs by state when they are in this machine's database (else `labmate train serve` has them).
+        observer = BotMetrics(services, training_database=None if settings.training.url else settings.training.database)
+    client = make_client(token, env, settings.slack.api_retries, observer)
     secret = env.get("SLACK_SIGNING_SECRET") or ""
     app = App(client=client, signing_secret=secret, request_verification_enabled=bool(secret),
               token_verification_enabled=verify_token, logger=logging.getLogger("labmate.bolt"))
-    services.messenger = Messenger(client, services.state, settings.slack.api_retries)
+    services.messenger = Messenger(client, services.state, settings.slack.api_retries, observer)
 
     @app.middleware
     def handle_each_event_once(body, next):
@@ -50,8 +60,13 @@ def create_app(settings, services, env: Mapping[str, str] | None = None, *, veri
     @app.error
     def on_error(error, body, respond, logger):
         logger.exception("listener failed: %s", error)
+        if observer is not None:
+            observer.listener_failed(error)
         if respond is not None and isinstance(body, dict) and body.get("response_url"):
             respond(text=user_message(error), response_type="ephemeral", replace_original=False)
 
     register_all(app, services)
+    if observer is not None:
+        observer.instrument(app, services)
+    app.labmate_metrics = observer
     return app

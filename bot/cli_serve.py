@@ -60,6 +60,9 @@ def _run(settings, env: dict[str, str], mode: str, host: str, port: int, workspa
 
     services = Services(settings)
     app = create_app(settings, services, env)
+    serving = threading.Event()  # /healthz: 503 until Slack requests are served, and again on shutdown
+    app.labmate_metrics.add_check("starting or stopping: not serving Slack requests", serving.is_set)
+    metrics_server = _serve_metrics(settings, app.labmate_metrics)  # answers (503) while the index loads
     click.echo("Loading the index and the embedding model…")
     services.warm_up()
     services.messenger.start_redelivery(settings.slack.redeliver_seconds)
@@ -67,6 +70,10 @@ def _run(settings, env: dict[str, str], mode: str, host: str, port: int, workspa
     # missed within the grace period runs once now, and two bots sharing the database post it once.
     services.start_scheduler()
     worker = _start_training(settings, services)
+    if worker:
+        from bot.metrics import thread_alive
+
+        app.labmate_metrics.add_check("training worker stopped", thread_alive(worker))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if mode == "http":
@@ -81,16 +88,39 @@ def _run(settings, env: dict[str, str], mode: str, host: str, port: int, workspa
 
         handler = socket_handler(app, env)
         handler.connect()
+        app.labmate_metrics.add_check("Socket Mode disconnected from Slack", handler.client.is_connected)
         click.echo("labmate is connected to Slack (Socket Mode).")
+    serving.set()
     try:
         stop.wait()
     except KeyboardInterrupt:
         pass
+    serving.clear()
     if worker:
         worker.stop()  # running jobs checkpoint and resume on the next start
     services.close()
     if workspace is not None:
         workspace.stop()
+    if metrics_server is not None:
+        metrics_server.shutdown()
+
+
+def _serve_metrics(settings, metrics):
+    """/healthz and /metrics on [metrics] host:port (port 0: none). A busy port is reported, not
+    fatal: the bot matters more than its metrics."""
+    if not settings.metrics.port:
+        return None
+    from bot.metrics import serve_metrics
+
+    host, port = settings.metrics.host, settings.metrics.port
+    try:
+        server = serve_metrics(metrics, host, port)
+    except OSError as exc:
+        click.echo(f"warning: no /healthz and /metrics: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                   "set [metrics] port (LABMATE_METRICS__PORT) to a free port, or 0 for none.", err=True)
+        return None
+    click.echo(f"Health and metrics on http://{host}:{server.server_port}/healthz and /metrics")
+    return server
 
 
 def _show_page(workspace, settings, services, app_url: str, env: dict[str, str]) -> None:

@@ -177,7 +177,7 @@ def serve_training(ctx, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = LocalService(settings)
     worker = Worker(settings).start()
-    server = start_api(service, host, port, token)
+    server = start_api(service, host, port, token, worker=worker)
     click.echo(f"labmate training service on http://{host}:{server.server_port} (worker {worker.name})")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

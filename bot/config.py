@@ -15,7 +15,9 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from bot.settings import AccessSettings, ReportsSettings, SlackSettings, StorageSettings, WorkspaceSettings
+from bot.db import mask
+from bot.settings import AccessSettings, MetricsSettings, ReportsSettings, SlackSettings, StorageSettings
+from bot.settings import WorkspaceSettings
 from drafting.settings import DraftingSettings
 from retrieval.settings import EmbeddingSettings, IndexSettings, SearchSettings, Section
 from training.settings import TrainingSettings
@@ -37,6 +39,7 @@ class Settings(Section):
     training: TrainingSettings = TrainingSettings()
     reports: ReportsSettings = ReportsSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 def default_config_path() -> Path | None:
@@ -99,7 +102,7 @@ def _is_text_key(section: str, key: str) -> bool:
     """Whether a known key holds a string or a path (so an env value is never JSON-decoded)."""
     section_field = Settings.model_fields.get(section)
     field = section_field and getattr(section_field.annotation, "model_fields", {}).get(key)
-    return bool(field) and field.annotation in (str, Path)
+    return bool(field) and field.annotation in (str, Path, Path | str)
 
 
 def _explain(exc: ValidationError, path: Path | None, from_env: set[tuple[str, str]] = frozenset()) -> str:
@@ -116,7 +119,7 @@ def _explain(exc: ValidationError, path: Path | None, from_env: set[tuple[str, s
             lines.append(f"- unknown key '{loc}'{origin or variable}"
                          "; remove it or check its spelling in config.toml's documented keys.")
         else:
-            lines.append(f"- {loc}{origin}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"- {loc}{origin}: {err['msg']} (got {mask(repr(err.get('input')))})")  # no passwords
     return "\n".join(lines)
 
 
@@ -130,7 +133,8 @@ def _resolve_paths(settings: Settings, base: Path, from_env: set[tuple[str, str]
     idx = settings.index
     idx.dir = resolve("index", "dir", idx.dir)
     idx.sources = [resolve("index", "sources", p) for p in idx.sources]
-    settings.storage.database = resolve("storage", "database", settings.storage.database)
+    if isinstance(settings.storage.database, Path):  # not a postgresql:// URL
+        settings.storage.database = resolve("storage", "database", settings.storage.database)
     workspace = settings.workspace
     workspace.demo_sources = [resolve("workspace", "demo_sources", p) for p in workspace.demo_sources]
     model = settings.embedding.model

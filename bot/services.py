@@ -61,6 +61,10 @@ class Services:
         # nothing runs until `start_scheduler()`.
         self.scheduler = Scheduler(self)
 
+    def library_if_open(self) -> "Library | None":
+        """The library if something opened it already (a metrics scrape must not open it)."""
+        return self._library
+
     def library(self) -> "Library":
         """The retriever's library, opened on first use."""
         with self.library_lock:

@@ -40,8 +40,17 @@ class AccessSettings(Section):
 
 
 class StorageSettings(Section):
-    database: Path = Field(Path("index/labmate.sqlite"),
-                           description="The bot's own database (processed events, outgoing messages).")
+    database: Path | str = Field(
+        Path("index/labmate.sqlite"),
+        description="The bot's own database (processed events, outgoing messages, schedules): a SQLite "
+        "file path, or a PostgreSQL URL \"postgresql://user:password@host:5432/db\".")
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value):
+        from bot.db import parse_setting
+
+        return parse_setting(value)  # a Path (SQLite, also from "sqlite:///path") or a postgresql:// URL
 
 
 class WorkspaceSettings(Section):
@@ -55,6 +64,15 @@ class WorkspaceSettings(Section):
                                                  "([] for none).")
     demo_collection: str = Field("demo", description="Collection the demo papers go to, so searches can "
                                  "leave them out; delete the index folder to start over without them.")
+
+
+class MetricsSettings(Section):
+    """`/healthz` and Prometheus `/metrics` of `labmate serve`, on a port of their own (every mode)."""
+
+    host: str = Field("127.0.0.1", description="Address the health and metrics server listens on "
+                      "(\"0.0.0.0\" to let a Prometheus on another machine scrape it).")
+    port: int = Field(9464, ge=0, le=65535, description="Port of /healthz and /metrics (0 = no such server; "
+                      "in HTTP mode the bot's own port answers both anyway).")
 
 
 class ReportsSettings(Section):

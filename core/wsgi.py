@@ -40,7 +40,9 @@ class PooledWSGIServer(WSGIServer):
 
     def server_close(self):
         super().server_close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        pool = getattr(self, "_pool", None)  # absent when binding the port failed
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class QuietHandler(WSGIRequestHandler):

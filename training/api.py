@@ -1,9 +1,11 @@
 """`labmate train serve`'s HTTP API: the `TrainingService` methods as JSON over HTTP.
 
-Every route but `GET /healthz` needs `Authorization: Bearer <token>` (401 without one, 403 with
-a wrong one). Routes:
+Every route but `GET /healthz` and `GET /metrics` needs `Authorization: Bearer <token>` (401
+without one, 403 with a wrong one). Routes:
 
-    GET  /healthz                          -> "ok" (text)
+    GET  /healthz                          -> "ok" (text, 200) when the job database answers (and the
+                                              worker given to `make_api` runs), else 503 + reason
+    GET  /metrics                          -> Prometheus text format (training/metrics_export.py)
     POST /jobs                             {"spec_text", "base_dir"?, "source"?, "origin"?}
                                            or {"preset", "origin"?}   -> 201 + job
     GET  /jobs?active=1&limit=20           -> {"jobs": [job, ...]}
@@ -12,6 +14,11 @@ a wrong one). Routes:
     GET  /jobs/<id>/logs?lines=200         -> {"text": "..."}
     GET  /jobs/<id>/metrics?since_step=-1  -> {"points": [{"step", "epoch", "kind", "name", "value", "at"}]}
     GET  /presets                          -> {"presets": ["name", ...]}
+
+`/metrics` needs no token: it holds only aggregate counts (jobs per state, requests per route
+template and status; no job names, ids, specs or paths), and the bearer token can submit jobs, so
+handing it to Prometheus would spread a write credential to every place that scrapes. Keep the
+port on a trusted network (as for the rest of this plain-HTTP API).
 
 A job is `Job.to_dict()`. Errors are `{"error": message, "kind": ...}`: SpecError 400,
 NotFoundError 404, other UserError 409, malformed requests 400/404/405/413 (kind "UserError" or
@@ -31,8 +38,11 @@ from typing import Any, Callable
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import make_wsgi_app
+
 from core.errors import ConfigError, NotFoundError, UserError
 from core.wsgi import serve_in_background
+from training.metrics_export import ApiMetrics, store_readable, worker_alive
 from training.spec import SpecError
 
 log = logging.getLogger("labmate.training.api")
@@ -148,6 +158,21 @@ _ROUTE_TABLE: list[tuple[str, str, Callable]] = [
     ("GET", "/presets", lambda s, r: (200, {"presets": s.presets()})),
 ]
 ROUTES = [(method, re.compile(pattern), handler) for method, pattern, handler in _ROUTE_TABLE]
+# The `route` label of the request counter: a template, never the raw path (job ids would make a
+# new time series per job).
+ROUTE_LABELS = [(re.compile(pattern), pattern.replace(JOB, "/jobs/{id}"))
+                for pattern in dict.fromkeys(pattern for _, pattern, _ in _ROUTE_TABLE)]
+OPEN_PATHS = ("/healthz", "/metrics")  # answered without a token
+
+
+def _route_label(path: str) -> str:
+    path = path.rstrip("/") or "/"
+    if path in OPEN_PATHS:
+        return path
+    for pattern, label in ROUTE_LABELS:
+        if pattern.fullmatch(path):
+            return label
+    return "other"
 
 
 def _route(method: str, path: str) -> tuple[Callable, tuple]:
@@ -206,15 +231,40 @@ def require_token(token: str, token_env: str = DEFAULT_TOKEN_ENV) -> None:
             "machines that send jobs.")
 
 
-def make_api(service, token: str):
-    """The WSGI app serving `service` (a `LocalService`) to clients that send `token`."""
+def make_api(service, token: str, *, worker=None, metrics: ApiMetrics | None = None):
+    """The WSGI app serving `service` (a `LocalService`) to clients that send `token`.
+
+    `/healthz` is 200 when the job database answers (and `worker`, a `training.worker.Worker` run
+    by the same process, if given, is alive), else 503 with the reason. `/metrics` serves
+    `metrics` (default: a new `ApiMetrics` on its own registry, with jobs by state read from
+    `service.store` at scrape time)."""
     require_token(token, getattr(getattr(service, "settings", None), "token_env", DEFAULT_TOKEN_ENV))
     expected = token.strip().encode("utf-8")
+    database = getattr(getattr(service, "store", None), "path", None)
+    metrics = metrics if metrics is not None else ApiMetrics(database)
+    exposition = make_wsgi_app(metrics.registry)
+
+    def unhealthy() -> str | None:
+        reason = store_readable(database) if database is not None else None
+        if reason is None and worker is not None and not worker_alive(worker):
+            reason = "training worker stopped"
+        return reason
 
     def application(environ, start_response):
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO") or "/"
-        if path.rstrip("/") == "/healthz" and method in ("GET", "HEAD"):
-            return _respond(start_response, 200, b"ok\n", "text/plain; charset=utf-8")
+        route = _route_label(path)
+
+        def counted(status: str, headers: list, exc_info=None):
+            metrics.request(method, route, int(status[:3]))
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        if route in OPEN_PATHS and method in ("GET", "HEAD"):
+            if route == "/metrics":
+                return exposition(environ, counted)
+            reason = unhealthy()
+            if reason:
+                return _respond(counted, 503, f"{reason}\n".encode("utf-8"), "text/plain; charset=utf-8")
+            return _respond(counted, 200, b"ok\n", "text/plain; charset=utf-8")
         headers: list = []
         try:
             _authorize(environ, expected)
@@ -223,15 +273,16 @@ def make_api(service, token: str):
         except Exception as exc:  # every error becomes a JSON answer; unexpected ones are logged
             status, payload, headers = _error(exc)
         body = json.dumps(payload).encode("utf-8")
-        return _respond(start_response, status, body, "application/json", headers)
+        return _respond(counted, status, body, "application/json", headers)
 
     return application
 
 
-def start_api(service, host: str, port: int, token: str) -> WSGIServer:
+def start_api(service, host: str, port: int, token: str, *, worker=None) -> WSGIServer:
     """Serve `service` on host:port (0 = any free port) in a background thread; returns the
-    server (`.server_port`, `.shutdown()`). ConfigError for an empty token or a busy port."""
-    app = make_api(service, token)
+    server (`.server_port`, `.shutdown()`). ConfigError for an empty token or a busy port.
+    `worker`: the `Worker` this process runs, checked by `/healthz`."""
+    app = make_api(service, token, worker=worker)
     try:
         server = serve_in_background(app, host, port, name="labmate-train-api", workers=8)
     except OSError as exc:
