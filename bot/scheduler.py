@@ -2,8 +2,9 @@
 
 One APScheduler `BackgroundScheduler` per bot process, with two job stores:
 
-- "default": a `SQLAlchemyJobStore` in the bot database (`[storage] database`), for the cron
-  schedules of reports (`weekly:lab`, `digest:<id>`, ...). They survive restarts; a run missed
+- "default": a `SQLAlchemyJobStore` in the bot database (`[storage] database`: SQLite, or
+  PostgreSQL through `postgresql+psycopg://`), for the cron schedules of reports (`weekly:lab`,
+  `digest:<id>`, ...). They survive restarts; a run missed
   while no bot was up is run once on start (coalesced) if it is at most `[reports]
   grace_seconds` late, else skipped and logged (EVENT_JOB_MISSED).
 - "memory": in-memory jobs that need not persist (the interval pass of the training reports).
@@ -28,6 +29,8 @@ import socket
 import threading
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import TYPE_CHECKING, Callable
+
+from bot.db import is_postgres, sqlalchemy_url
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -139,10 +142,11 @@ class Scheduler:
         self.grace_seconds = int(reports.grace_seconds)
         self.timezone = reports.timezone
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        database = services.settings.storage.database
-        database.parent.mkdir(parents=True, exist_ok=True)
+        database = services.settings.storage.database  # a SQLite path or a PostgreSQL URL
+        if not is_postgres(database):
+            database.parent.mkdir(parents=True, exist_ok=True)
         self.aps = BackgroundScheduler(
-            jobstores={PERSISTENT: SQLAlchemyJobStore(url=f"sqlite:///{database}"), MEMORY: MemoryJobStore()},
+            jobstores={PERSISTENT: SQLAlchemyJobStore(url=sqlalchemy_url(database)), MEMORY: MemoryJobStore()},
             executors={"default": _make_executor(self, max_workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.grace_seconds},
             timezone=zone(self.timezone), daemon=True)

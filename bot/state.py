@@ -1,14 +1,18 @@
 """The bot's own small database: events already handled, messages waiting to be redelivered, and
-the training jobs whose progress messages the bot keeps up to date (with what it already sent)."""
+the training jobs whose progress messages the bot keeps up to date (with what it already sent).
+
+SQLite (a file, the default) or PostgreSQL (`[storage] database = "postgresql://..."`); the SQL is
+written once, in SQLite's spelling, and `bot.db` carries the differences."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
+
+from bot.db import Db, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, received_at REAL NOT NULL);
@@ -22,12 +26,12 @@ CREATE TABLE IF NOT EXISTS train_sent (
     job_id INTEGER NOT NULL, mark TEXT NOT NULL, sent_at REAL NOT NULL, PRIMARY KEY (job_id, mark));
 CREATE TABLE IF NOT EXISTS subscriptions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, query TEXT NOT NULL, frequency TEXT NOT NULL,
-    user TEXT, created_at REAL NOT NULL, watermark REAL NOT NULL);
+    "user" TEXT, created_at REAL NOT NULL, watermark REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS report_runs (
     kind TEXT NOT NULL, key TEXT NOT NULL, scheduled_for TEXT NOT NULL, owner TEXT NOT NULL,
     claimed_at REAL NOT NULL, PRIMARY KEY (kind, key, scheduled_for));
 CREATE TABLE IF NOT EXISTS drafts_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, user TEXT NOT NULL DEFAULT '',
+    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, "user" TEXT NOT NULL DEFAULT '',
     title TEXT NOT NULL DEFAULT '', published_at REAL NOT NULL);
 """
 
@@ -57,23 +61,25 @@ class Subscription(NamedTuple):
     watermark: float
 
 
-_SUBSCRIPTION = "SELECT id, channel, query, frequency, user, created_at, watermark FROM subscriptions"
+# "user" is quoted: unquoted, PostgreSQL reads it as CURRENT_USER.
+_SUBSCRIPTION = 'SELECT id, channel, query, frequency, "user", created_at, watermark FROM subscriptions'
 
 class BotState:
-    """Thread-safe access to the bot database (one connection, serialized by a lock)."""
+    """Thread-safe access to the bot database (one connection, serialized by a lock).
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(SCHEMA)
+    `database`: a SQLite file path, or a PostgreSQL URL (ConfigError if it cannot be opened)."""
+
+    def __init__(self, database: Path | str):
+        self._conn: Db = connect(database)
+        self._conn.create_schema(SCHEMA)
         self._lock = threading.Lock()
         self._seen = 0
 
     def first_time(self, event_id: str) -> bool:
         """True the first time an event id is seen (across processes sharing the database)."""
         with self._lock:
-            cur = self._conn.execute("INSERT OR IGNORE INTO events(event_id, received_at) VALUES (?, ?)",
+            cur = self._conn.execute("INSERT INTO events(event_id, received_at) VALUES (?, ?) "
+                                     "ON CONFLICT DO NOTHING",
                                      (event_id, time.time()))
             self._seen += 1
             if self._seen % 1000 == 0:  # now and then, forget events older than Slack's retry window
@@ -82,10 +88,9 @@ class BotState:
 
     def queue(self, kind: str, payload: dict, error: str) -> int:
         with self._lock:
-            cur = self._conn.execute(
+            return self._conn.insert(
                 "INSERT INTO outbox(kind, payload, attempts, last_error, created_at) VALUES (?, ?, 1, ?, ?)",
                 (kind, json.dumps(payload), error, time.time()))
-            return int(cur.lastrowid)
 
     def pending(self, limit: int = 50) -> list[tuple[int, str, dict]]:
         with self._lock:
@@ -105,8 +110,11 @@ class BotState:
     def track_job(self, job_id: int, channel: str, ts: str, shown: str = "") -> None:
         """Remember the progress message of a job (and what it shows), so reports go on after a restart."""
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO train_reports(job_id, channel, ts, shown, created_at) "
-                               "VALUES (?, ?, ?, ?, ?)", (job_id, channel, ts, shown, time.time()))
+            # A new row (an upsert resetting every column: what SQLite's INSERT OR REPLACE did).
+            self._conn.execute("INSERT INTO train_reports(job_id, channel, ts, shown, evals_plotted, done, created_at) "
+                               "VALUES (?, ?, ?, ?, 0, 0, ?) ON CONFLICT (job_id) DO UPDATE SET "
+                               "channel=excluded.channel, ts=excluded.ts, shown=excluded.shown, evals_plotted=0, "
+                               "done=0, created_at=excluded.created_at", (job_id, channel, ts, shown, time.time()))
 
     def tracked_jobs(self) -> list[TrackedJob]:
         """The tracked jobs whose end has not been reported yet, oldest first."""
@@ -130,7 +138,7 @@ class BotState:
     def job_reported(self, job_id: int, done: bool = True) -> None:
         """The job's end was reported (done), or it runs again and needs reports (not done)."""
         with self._lock:
-            self._conn.execute("UPDATE train_reports SET done=?, shown=CASE WHEN ? THEN shown ELSE '' END "
+            self._conn.execute("UPDATE train_reports SET done=?, shown=CASE WHEN ?=1 THEN shown ELSE '' END "
                                "WHERE job_id=?", (int(done), int(done), job_id))
 
     def claim_plot(self, job_id: int, evals: int, every: int) -> bool:
@@ -143,7 +151,8 @@ class BotState:
     def first_send(self, job_id: int, mark: str) -> bool:
         """True the first time (across restarts) a job's message `mark` is about to be sent."""
         with self._lock:
-            cur = self._conn.execute("INSERT OR IGNORE INTO train_sent(job_id, mark, sent_at) VALUES (?, ?, ?)",
+            cur = self._conn.execute("INSERT INTO train_sent(job_id, mark, sent_at) VALUES (?, ?, ?) "
+                                     "ON CONFLICT DO NOTHING",
                                      (job_id, mark, time.time()))
             return cur.rowcount == 1
 
@@ -153,8 +162,8 @@ class BotState:
         """True for the one process (across processes sharing the database) that claims the run
         of report `kind`/`key` scheduled for `scheduled_for`; every other claim of it is False."""
         with self._lock:
-            cur = self._conn.execute("INSERT OR IGNORE INTO report_runs(kind, key, scheduled_for, owner, claimed_at) "
-                                     "VALUES (?, ?, ?, ?, ?)", (kind, key, scheduled_for, owner, time.time()))
+            cur = self._conn.execute("INSERT INTO report_runs(kind, key, scheduled_for, owner, claimed_at) "
+                                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (kind, key, scheduled_for, owner, time.time()))
             return cur.rowcount == 1
 
     def run_claims(self, kind: str, key: str) -> list[tuple[str, str]]:
@@ -167,13 +176,13 @@ class BotState:
     def record_draft(self, channel: str, user: str = "", title: str = "", at: float | None = None) -> None:
         """A draft was published in Slack (the weekly report counts them)."""
         with self._lock:
-            self._conn.execute("INSERT INTO drafts_log(channel, user, title, published_at) VALUES (?, ?, ?, ?)",
+            self._conn.execute('INSERT INTO drafts_log(channel, "user", title, published_at) VALUES (?, ?, ?, ?)',
                                (channel, user or "", title or "", time.time() if at is None else at))
 
     def drafts_since(self, since: float, until: float | None = None) -> list[tuple[str, str, str, float]]:
         """(channel, user, title, published_at) of the drafts published in [since, until), oldest first."""
         with self._lock:
-            rows = self._conn.execute("SELECT channel, user, title, published_at FROM drafts_log "
+            rows = self._conn.execute('SELECT channel, "user", title, published_at FROM drafts_log '
                                       "WHERE published_at>=? AND published_at<? ORDER BY published_at",
                                       (since, float("inf") if until is None else until)).fetchall()
         return [tuple(r) for r in rows]
@@ -184,10 +193,10 @@ class BotState:
                          watermark: float) -> Subscription:
         with self._lock:
             now = time.time()
-            cur = self._conn.execute("INSERT INTO subscriptions(channel, query, frequency, user, created_at, "
-                                     "watermark) VALUES (?, ?, ?, ?, ?, ?)",
-                                     (channel, query, frequency, user, now, watermark))
-            return Subscription(int(cur.lastrowid), channel, query, frequency, user, now, watermark)
+            sub_id = self._conn.insert('INSERT INTO subscriptions(channel, query, frequency, "user", created_at, '
+                                       "watermark) VALUES (?, ?, ?, ?, ?, ?)",
+                                       (channel, query, frequency, user, now, watermark))
+            return Subscription(sub_id, channel, query, frequency, user, now, watermark)
 
     def subscription(self, sub_id: int) -> Subscription | None:
         with self._lock:
