@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_job ON metrics(job_id, step);
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, pid INTEGER NOT NULL, seen_at REAL NOT NULL);
 """
+# Columns added after the first release: a database made before them gets them when opened.
+ADDED_COLUMNS = {"handle": "TEXT"}
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Job:
     attempts: int = 0
     worker: str | None = None
     pid: int | None = None
+    handle: str | None = None  # where the backend runs it: "local:PID" or "slurm:JOBID" (kept after it ends)
     error: str | None = None
     progress: dict = field(default_factory=dict)
     result: dict = field(default_factory=dict)
@@ -94,10 +97,22 @@ class JobStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row  # jobs are read by column name (old databases lack new columns)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(SCHEMA)
+        self._migrate()
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        have = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in have:
+                try:
+                    self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc):
+                        raise
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -126,24 +141,40 @@ class JobStore:
                                       (*states, limit)).fetchall()
         return [self._job(r) for r in rows]
 
-    def claim(self, worker: str, job_id: int | None = None) -> Job | None:
-        """Move the oldest queued job (or `job_id`) to running for `worker`; None if there is none."""
+    def claim(self, worker: str, job_id: int | None = None, exclude: Iterable[int] = ()) -> Job | None:
+        """Move the oldest queued job (or `job_id`) to running for `worker`; None if there is none.
+        Jobs in `exclude` are left alone (the worker still follows their previous run)."""
         now = time.time()
+        skip = [int(i) for i in exclude]
+        marks = ",".join("?" * len(skip))
         with self._lock:
             row = self._conn.execute(
-                "SELECT id FROM jobs WHERE state=? AND (? IS NULL OR id=?) ORDER BY id LIMIT 1",
-                (QUEUED, job_id, job_id)).fetchone()
+                f"SELECT id FROM jobs WHERE state=? AND (? IS NULL OR id=?) AND id NOT IN ({marks}) "
+                "ORDER BY id LIMIT 1",
+                (QUEUED, job_id, job_id, *skip)).fetchone()
             if row is None:
                 return None
             cur = self._conn.execute(
                 "UPDATE jobs SET state=?, worker=?, started_at=COALESCE(started_at, ?), updated_at=?, "
-                "attempts=attempts+1, error=NULL WHERE id=? AND state=?", (RUNNING, worker, now, now, row[0], QUEUED))
+                "attempts=attempts+1, error=NULL, handle=NULL WHERE id=? AND state=?",
+                (RUNNING, worker, now, now, row[0], QUEUED))
             if cur.rowcount != 1:  # another worker was faster
                 return None
         return self.get(row[0])
 
     def set_pid(self, job_id: int, pid: int | None) -> None:
         self._update(job_id, pid=pid)
+
+    def set_handle(self, job_id: int, handle: str | None, pid: int | None = None) -> None:
+        """Where the backend runs the job (see `Job.handle`), and its local process id if any."""
+        self._update(job_id, handle=handle, pid=pid)
+
+    def adopt(self, job_id: int, old_worker: str | None, worker: str) -> bool:
+        """Take over a running job from a worker that is gone; False if another worker was faster."""
+        with self._lock:
+            cur = self._conn.execute("UPDATE jobs SET worker=?, updated_at=? WHERE id=? AND state=? AND worker IS ?",
+                                     (worker, time.time(), int(job_id), RUNNING, old_worker))
+        return cur.rowcount == 1
 
     def finish(self, job_id: int, state: str, *, error: str | None = None, result: dict | None = None) -> Job:
         """Record a job's end (or, with state queued, its return to the queue to be resumed)."""
@@ -229,13 +260,13 @@ class JobStore:
         self._conn.close()
 
     @staticmethod
-    def _job(row: tuple) -> Job:
-        (id_, name, task, spec, spec_text, state, created, started, finished, updated, cancel, attempts,
-         worker, pid, error, progress, result, origin) = row
-        return Job(id=id_, name=name, task=task, state=state, spec=json.loads(spec), spec_text=spec_text,
-                   created_at=created, updated_at=updated, started_at=started, finished_at=finished,
-                   cancel_requested=bool(cancel), attempts=attempts, worker=worker, pid=pid, error=error,
-                   progress=json.loads(progress), result=json.loads(result), origin=json.loads(origin))
+    def _job(row: sqlite3.Row) -> Job:
+        return Job(id=row["id"], name=row["name"], task=row["task"], state=row["state"], spec=json.loads(row["spec"]),
+                   spec_text=row["spec_text"], created_at=row["created_at"], updated_at=row["updated_at"],
+                   started_at=row["started_at"], finished_at=row["finished_at"],
+                   cancel_requested=bool(row["cancel_requested"]), attempts=row["attempts"], worker=row["worker"],
+                   pid=row["pid"], handle=row["handle"], error=row["error"], progress=json.loads(row["progress"]),
+                   result=json.loads(row["result"]), origin=json.loads(row["origin"]))
 
 
 def worker_name() -> str:

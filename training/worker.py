@@ -1,39 +1,36 @@
-"""The worker: takes queued jobs and runs each in a child process (`training.child`).
+"""The worker: takes queued jobs and runs each through a backend (`training.backends`): a child
+process on this machine (`local`) or a Slurm batch job (`slurm`), both `python -m training.child`.
 
 A child's crash or out-of-memory kill never takes the worker (or the bot it runs in) down: the
 job is marked failed with the reason, and `resume` continues it from its last checkpoint. Jobs
 left running by a worker that died (a restart, a power cut) are put back in the queue when a
-worker starts, and resume from their checkpoints. Cancelling asks the child to stop (it saves a
-checkpoint first); one that does not stop within the grace period is killed.
+worker starts, and resume from their checkpoints; a Slurm job still running is followed instead.
+Cancelling asks the child to stop (it saves a checkpoint first); one that does not stop within
+the grace period is killed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
+from training.backends import EXIT_INTERRUPTED, Exit, Handle, LaunchError, TrainerBackend, make_backend
+from training.backends.local import describe_exit, on_this_host, pid_alive
 from training.settings import TrainingSettings
 from training.store import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobStore, worker_name
 
 log = logging.getLogger("labmate.training")
-EXIT_INTERRUPTED = 75  # training.child: stopped by SIGTERM, back in the queue
-SIGNALS = {signal.SIGKILL: "killed (SIGKILL; often the out-of-memory killer)", signal.SIGSEGV: "crashed (SIGSEGV)",
-           signal.SIGTERM: "terminated (SIGTERM)", signal.SIGABRT: "aborted (SIGABRT)"}
 
 
 @dataclass
 class _Running:
     job_id: int
-    process: subprocess.Popen
+    handle: Handle
     cancel_seen: float | None = None
+    killed: bool = False
 
 
 class Worker:
@@ -41,9 +38,10 @@ class Worker:
     job starts or ends (the bot uses it to report at once)."""
 
     def __init__(self, settings: TrainingSettings, store: JobStore | None = None,
-                 on_change: Callable[[Job], None] | None = None):
+                 on_change: Callable[[Job], None] | None = None, backend: TrainerBackend | None = None):
         self.settings = settings
         self.store = store or JobStore(settings.database)
+        self.backend = backend or make_backend(settings, self.store.path)
         self.on_change = on_change
         self.name = worker_name()
         self.running: dict[int, _Running] = {}
@@ -52,6 +50,11 @@ class Worker:
         self._recovered = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """Whether this worker's poll loop is running (for health checks)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> "Worker":
         """Run the loop in a background thread."""
@@ -62,7 +65,7 @@ class Worker:
         return self
 
     def loop(self) -> None:
-        """Poll until `stop()`: look for cancels and ended children, then start queued jobs."""
+        """Poll until `stop()`: look for cancels and ended jobs, then start queued jobs."""
         while not self._stop.is_set():
             try:
                 self.step()
@@ -71,44 +74,57 @@ class Worker:
             self._stop.wait(self.settings.poll_seconds)
 
     def step(self) -> None:
-        """One poll: heartbeat, reap ended children, enforce cancels, start jobs while there is room."""
+        """One poll: heartbeat, reap ended jobs, enforce cancels, start jobs while there is room."""
         self.store.worker_alive(self.name)
         if time.monotonic() - self._recovered > 30:
             self.recover()
         for running in list(self.running.values()):
             self._watch(running)
         while len(self.running) < self.settings.parallel_jobs and not self._stop.is_set():
-            job = self.store.claim(self.name)
+            # a job whose last run the backend still reports on is not started again meanwhile
+            job = self.store.claim(self.name, exclude=self.running)
             if job is None:
                 break
             self._launch(job)
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Stop taking jobs; running children checkpoint and go back to the queue (they resume on
-        the next start)."""
+        """Stop taking jobs. Local children checkpoint and go back to the queue (they resume on the
+        next start); Slurm jobs keep running, and the next worker follows them."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
+        if self.backend.outlives_worker:
+            for running in list(self.running.values()):
+                log.info("job %d keeps running as %s", running.job_id, self.backend.describe(running.handle))
+            self.running.clear()
         for running in list(self.running.values()):
-            if running.process.poll() is None:
-                running.process.send_signal(signal.SIGTERM)
+            self.backend.interrupt(running.handle)
         deadline = time.monotonic() + timeout
         for running in list(self.running.values()):
-            try:
-                running.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                running.process.kill()
-                running.process.wait()
-            self._ended(running)
+            ended = self._wait(running.handle, deadline)
+            if ended is None:
+                self.backend.kill(running.handle)
+                ended = self._wait(running.handle, None)
+            self._ended(running, ended)
         self.store.worker_gone(self.name)
 
     def recover(self) -> list[int]:
-        """Put back in the queue the jobs whose worker is gone; they resume from their checkpoints."""
+        """Jobs whose worker is gone: follow those the backend can (a Slurm job still known),
+        leave alone those still running elsewhere, put the others back in the queue (they resume
+        from their checkpoints)."""
         self._recovered = time.monotonic()
         alive = live_workers(self.store, self.settings) | {self.name}
         requeued = []
         for job in self.store.list([RUNNING], limit=1000):
-            if job.id in self.running or job.worker in alive or _pid_alive(job.pid, job.worker):
+            if job.id in self.running or job.worker in alive:
+                continue
+            handle = self.backend.attach(job)
+            if handle is not None:
+                if self.store.adopt(job.id, job.worker, self.name):
+                    log.info("job %d: following %s, started by %s", job.id, self.backend.describe(handle), job.worker)
+                    self.running[job.id] = _Running(job.id, handle)
+                continue
+            if self.backend.alive(job):
                 continue
             if job.cancel_requested:
                 self.store.finish(job.id, CANCELLED)
@@ -120,72 +136,88 @@ class Worker:
         return requeued
 
     def run_now(self, job_id: int) -> Job:
-        """Run one queued job in a child of this process and wait for it (`train submit --wait`
-        with no worker running). Ctrl-C stops it with a checkpoint and returns it to the queue."""
+        """Run one queued job and wait for it (`train submit --wait` with no worker running).
+        Ctrl-C stops a local one with a checkpoint and returns it to the queue; a Slurm job keeps
+        running (a worker follows it later)."""
         self.store.worker_alive(self.name)
         job = self.store.claim(self.name, job_id)
         if job is None:
             return self.store.get(job_id)
         running = self._launch(job)
         try:
-            while running.process.poll() is None:
+            while running and job_id in self.running:
                 self.store.worker_alive(self.name)
                 self._watch(running)
-                time.sleep(self.settings.poll_seconds)
+                if job_id in self.running:
+                    time.sleep(self.settings.poll_seconds)
         except KeyboardInterrupt:
-            running.process.send_signal(signal.SIGTERM)
-            running.process.wait()
-        self._watch(running)
+            if self.backend.outlives_worker:
+                self.running.pop(job_id, None)
+            else:
+                self.backend.interrupt(running.handle)
+                self._ended(running, self._wait(running.handle, None))
         self.store.worker_gone(self.name)
         return self.store.get(job_id)
 
-    # -- one child ------------------------------------------------------------------------------
+    # -- one job ---------------------------------------------------------------------------------
 
-    def _launch(self, job: Job) -> _Running:
+    def _launch(self, job: Job) -> _Running | None:
         run_dir = self.settings.runs_dir / f"job-{job.id}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        log_file = (run_dir / "log.txt").open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-        command = [sys.executable, "-m", "training.child", str(self.store.path), str(job.id), str(run_dir),
-                   self.settings.device, str(self.settings.threads)]
         try:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                       cwd=Path(__file__).resolve().parents[1], start_new_session=True)
-        finally:
-            log_file.close()
-        self.store.set_pid(job.id, process.pid)
-        running = self.running[job.id] = _Running(job.id, process)
-        log.info("job %d (%s) started in process %d", job.id, job.name, process.pid)
+            handle = self.backend.launch(job, run_dir)
+        except LaunchError as exc:
+            log.warning("job %d could not start: %s", job.id, exc)
+            self.store.finish(job.id, FAILED, error=str(exc))
+            self._changed(job.id)
+            return None
+        pid = int(handle.ref) if handle.process is not None else None
+        self.store.set_handle(job.id, str(handle), pid=pid)
+        running = self.running[job.id] = _Running(job.id, handle)
+        log.info("job %d (%s) started as %s", job.id, job.name, self.backend.describe(handle))
         self._changed(job.id)
         return running
 
     def _watch(self, running: _Running) -> None:
-        if running.process.poll() is not None:
-            self._ended(running)
+        ended = self.backend.poll(running.handle)
+        if ended is not None:
+            self._ended(running, ended)
             return
         if not self.store.get(running.job_id).cancel_requested:
             return
         now = time.monotonic()
-        running.cancel_seen = running.cancel_seen or now
-        if now - running.cancel_seen > self.settings.cancel_grace_seconds:
+        if running.cancel_seen is None:
+            running.cancel_seen = now
+            self.backend.cancel(running.handle)
+        elif now - running.cancel_seen > self.settings.cancel_grace_seconds and not running.killed:
             log.warning("job %d did not stop within %.0f s of its cancel; killing it",
                         running.job_id, self.settings.cancel_grace_seconds)
-            running.process.kill()
+            running.killed = True
+            self.backend.kill(running.handle)
 
-    def _ended(self, running: _Running) -> None:
-        """Record how a child ended (unless it recorded it itself) and tell `on_change`."""
+    def _wait(self, handle: Handle, deadline: float | None) -> Exit | None:
+        """Poll until the job ends (its Exit) or `deadline` passes (None)."""
+        while (ended := self.backend.poll(handle)) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+        return ended
+
+    def _ended(self, running: _Running, ended: Exit) -> None:
+        """Record how a job ended (unless it recorded it itself) and tell `on_change`."""
         if self.running.pop(running.job_id, None) is None:
             return
-        code = running.process.wait()
         job = self.store.get(running.job_id)
-        if job.state == RUNNING:
+        # A scheduler's end (time limit, preemption, node failure) wins over the child putting
+        # itself back in the queue when the scheduler's SIGTERM came.
+        if job.state == RUNNING or (job.state == QUEUED and ended.forced and job.worker == self.name):
             if job.cancel_requested:
                 self.store.finish(job.id, CANCELLED)
-            elif code == EXIT_INTERRUPTED:
+            elif ended.code == EXIT_INTERRUPTED and not ended.forced:
                 self.store.finish(job.id, QUEUED)  # the worker is stopping: resume on the next start
             else:
-                self.store.finish(job.id, FAILED, error=_describe_exit(code))
-        log.info("job %d ended with exit code %s", job.id, code)
+                self.store.finish(job.id, FAILED, error=ended.error or describe_exit(ended.code or 0))
+        log.info("job %d (%s) ended with exit code %s", job.id, self.backend.describe(running.handle), ended.code)
         self._changed(job.id)
 
     def _changed(self, job_id: int) -> None:
@@ -199,7 +231,7 @@ class Worker:
 def live_workers(store: JobStore, settings: TrainingSettings) -> set[str]:
     """Workers that reported lately, less those on this host whose process is gone."""
     names = store.live_workers(within=max(15.0, 10 * settings.poll_seconds))
-    return {name for name in names if _pid_alive(_worker_pid(name), name) or not _on_this_host(name)}
+    return {name for name in names if pid_alive(_worker_pid(name), name) or not on_this_host(name)}
 
 
 def _worker_pid(name: str) -> int | None:
@@ -207,25 +239,5 @@ def _worker_pid(name: str) -> int | None:
     return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
 
 
-def _on_this_host(name: str | None) -> bool:
-    import socket
-
-    return bool(name) and name.split(":")[0] == socket.gethostname()
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        what = SIGNALS.get(-code, f"killed by signal {-code}")
-        return f"The job's process was {what}. `labmate train resume` continues it from its last checkpoint."
-    return f"The job's process exited with code {code}; see its log (`labmate train logs`)."
-
-
-def _pid_alive(pid: int | None, worker: str | None) -> bool:
-    """Whether a job's child is still alive on this host (a bot restarted while its child lives on)."""
-    if not pid or not _on_this_host(worker):
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+# Older names, kept for callers of this module.
+_pid_alive, _on_this_host, _describe_exit = pid_alive, on_this_host, describe_exit
