@@ -7,6 +7,11 @@ equal those of an uninterrupted run (on CPU; GPU kernels may differ in the last 
 
 Speed: dynamic padding per batch, length-grouped batches, fused AdamW, and no host-device
 synchronisation per step (the loss is read about 50 times per epoch, not at every step).
+
+Several processes (`[train] gpus = N`, under torchrun; see training/distributed.py): the model is
+wrapped in DistributedDataParallel, every rank takes its share of each global batch, rank 0 alone
+evaluates, reports and saves, and rank 0's stop and early-stopping decisions reach every rank at
+the same step.
 """
 
 from __future__ import annotations
@@ -59,19 +64,22 @@ def checkpoint_step(run_dir: Path) -> int | None:
     return None
 
 
-def run_job(spec: JobSpec, run_dir: Path, reporter: RunReporter, *, device: str = "auto", threads: int = 0) -> dict:
+def run_job(spec: JobSpec, run_dir: Path, reporter: RunReporter, *, device: str = "auto", threads: int = 0,
+            group=None) -> dict:
     """Train `spec` in `run_dir` (resuming from `run_dir/checkpoint/` when there is one), report
     through `reporter`, and return the result that is also written to `run_dir/metrics.json`.
     Raises JobCancelled, after saving a checkpoint, when `reporter.should_stop()` turns true.
     `threads > 0` sets torch's CPU threads. A reporter attribute `progress_seconds` (default
-    1.0) sets how often progress is reported; tests set 0 to see every step."""
+    1.0) sets how often progress is reported; tests set 0 to see every step. `group` (a
+    `training.distributed.Group`) runs this process as one rank of a data-parallel job: its device
+    replaces `device`, and ranks other than 0 return {} and write nothing."""
     import torch
 
     if threads > 0:
         torch.set_num_threads(threads)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return _Run(spec, run_dir, reporter, device).execute()
+    return _Run(spec, run_dir, reporter, device, group).execute()
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -84,13 +92,14 @@ def write_json(path: Path, data: dict) -> None:
 class _Run:
     """One attempt at a job: read data, build or restore the model, train, evaluate, save."""
 
-    def __init__(self, spec: JobSpec, run_dir: Path, reporter: RunReporter, device: str):
+    def __init__(self, spec: JobSpec, run_dir: Path, reporter: RunReporter, device: str, group=None):
         from training.models import describe_device, pick_device
         from training.tasks import get_task
 
         self.spec, self.hp, self.run_dir, self.reporter = spec, spec.train, run_dir, reporter
         self.task = get_task(spec.task)
-        self.device = pick_device(device)
+        self.group, self.main = group, group is None or group.main
+        self.device = group.device if group else pick_device(device)
         self.device_name = describe_device(self.device)
         self.state = State()
         self.total_steps = self.per_epoch = 0
@@ -106,8 +115,12 @@ class _Run:
         from training.models import read_checkpoint, recover_dir
 
         self._progress("loading", force=True)
-        recover_dir(self.run_dir / BEST)  # a kill between the two renames of a save leaves best.old
+        if self.main:
+            recover_dir(self.run_dir / BEST)  # a kill between the two renames of a save leaves best.old
+            recover_dir(self.run_dir / CHECKPOINT)
         self.data = self.task.read(self.spec)
+        if self.group:
+            self.group.barrier()  # rank 0 has repaired the folders before the others read them
         saved = read_checkpoint(self.run_dir / CHECKPOINT)
         if saved and saved.get("finished"):
             self.state = State(**saved)
@@ -117,6 +130,7 @@ class _Run:
         self._build()
         if saved:
             self._restore(State(**saved))
+        self.net = self._parallel() if self.group else self.model
         self._train()
         return self._finish()
 
@@ -151,6 +165,13 @@ class _Run:
         self.optimizer, self.scheduler = make_optimizer(self.model, hp, self.total_steps)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.state.labels = list(data.labels)
+        if self.group:
+            group = self.group
+            self.log(f"data parallel: {group.world} processes ({group.backend}), each with about "
+                     f"{hp.batch_size / group.world:g} of every batch of {hp.batch_size}")
+            if hp.batch_size < group.world:
+                self.log(f"warning: batch_size {hp.batch_size} is smaller than gpus = {group.world}; "
+                         "some processes get no examples")
         self.log(f"training {self.total_steps} steps ({self.per_epoch} per epoch; batch {hp.batch_size}"
                  f"{f' x {hp.gradient_accumulation} accumulated' if hp.gradient_accumulation > 1 else ''}, "
                  f"learning rate {hp.learning_rate:g}, max length {self.max_length})")
@@ -167,6 +188,18 @@ class _Run:
         self.latest_eval = next((h for h in reversed(saved.history)), None)
         self.log(f"resuming from step {saved.step} of {self.total_steps} (epoch {saved.epochs_done:.2f})")
 
+    def _parallel(self):
+        """The model wrapped in DistributedDataParallel (after a restore: DDP checks that every rank
+        starts from rank 0's weights)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        # Buffers (position ids) are constants in these models: synced once at start, not per step.
+        try:
+            return DistributedDataParallel(self.model, device_ids=ids, forward_sync_buffers=False)
+        except TypeError:  # torch before 2.13
+            return DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+
     # -- training ----------------------------------------------------------------------------
 
     def _train(self) -> None:
@@ -182,14 +215,14 @@ class _Run:
             accumulate = hp.gradient_accumulation
             groups = [batches[i:i + accumulate] for i in range(0, len(batches), accumulate)]
             while st.position < len(groups) and st.step < self.total_steps and not st.stopped_early:
-                self._step(groups[st.position])
+                (self._step_parallel if self.group else self._step)(groups[st.position])
                 st.position += 1
                 st.step += 1
                 st.epochs_done = st.epoch + st.position / len(groups)
                 self._after_step(epoch_end=st.position == len(groups))
             if st.position >= len(groups):
                 st.epoch, st.position = st.epoch + 1, 0
-        if not st.history or st.history[-1]["step"] != st.step:  # e.g. resumed with a lower max_steps
+        if self.main and (not st.history or st.history[-1]["step"] != st.step):  # e.g. a lower max_steps
             self._evaluate()
             self._checkpoint()
 
@@ -215,6 +248,9 @@ class _Run:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self._stepped(group, started)
+
+    def _stepped(self, group: list[list[int]], started: float) -> None:
         elapsed = time.perf_counter() - started
         self.window["seconds"] += elapsed
         samples = sum(len(indices) for indices in group)
@@ -224,27 +260,73 @@ class _Run:
         self.session["samples"] += samples
         self.session["seconds"] += elapsed
 
+    def _step_parallel(self, group: list[list[int]]) -> None:
+        """`_step` as one rank: its share of each global batch, the loss weighted by the share of the
+        batch's targets it holds (times the ranks, as DDP averages gradients), so the averaged
+        gradient is the one process's on the whole batch. Gradients are exchanged once per
+        optimizer step (no_sync on the accumulated batches before the last). A rank without
+        examples in a batch (a batch smaller than the ranks) runs one with weight 0: DDP needs
+        every rank in every exchange. Samples counted are the global batch's."""
+        import contextlib
+
+        import torch
+
+        from training.distributed import target_count
+        from training.models import autocast
+
+        ranks, task = self.group, self.spec.task
+        torch.manual_seed(ranks.step_seed(self.hp.seed, self.state.step))  # dropout: resumable per rank
+        started = time.perf_counter()
+        for number, indices in enumerate(group):
+            mine = ranks.shard(indices)
+            chosen = [self.features[i] for i in (mine or indices[:1])]
+            total = sum(target_count(task, self.features[i]) for i in indices)
+            share = sum(target_count(task, f) for f in chosen) / max(total, 1) if mine else 0.0
+            batch = self.task.collate(chosen, self.tokenizer.pad_token_id)
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            last = number == len(group) - 1
+            with contextlib.nullcontext() if last else self.net.no_sync():
+                with autocast(self.device):
+                    loss = self.net(**batch).loss
+                (loss * (share * ranks.world / len(group))).backward()
+            part = loss.detach() * share  # summed over the ranks at the next point: the batch's loss
+            total_loss = self.window["loss"]
+            self.window["loss"] = part if total_loss is None else total_loss + part
+            self.window["batches"] += 1
+            self.window["samples"] += len(indices)
+        if self.hp.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.hp.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._stepped(group, started)
+
     def _after_step(self, epoch_end: bool) -> None:
         st, hp = self.state, self.hp
         if st.step % self.log_every == 0 or epoch_end:
             self._train_point()
         evaluate = (st.step % hp.eval_every == 0 if hp.eval_every else epoch_end) or st.step == self.total_steps
-        if evaluate:
+        if evaluate and self.main:
             self._evaluate()
         saved = evaluate or bool(hp.save_every and st.step % hp.save_every == 0)
-        if saved:
+        if saved and self.main:
             self._checkpoint()
             if not evaluate:
                 self.log(f"checkpoint saved at step {st.step}")
         self._progress("training")
-        if self.reporter.should_stop():
-            if not saved:
+        stop = self.reporter.should_stop() if self.main else False
+        if self.group:  # rank 0 decides for all, at this step: no rank waits alone in an exchange
+            stop, st.stopped_early = self.group.agree(stop, st.stopped_early)
+        if stop:
+            if not saved and self.main:
                 self._checkpoint()
             self.log(f"stopped at step {st.step}; the checkpoint lets the job resume from here")
             raise JobCancelled(f"stopped at step {self.state.step}")
 
     def _train_point(self) -> None:
         window = self.window
+        if self.group and window["loss"] is not None:  # every rank comes here at the same steps
+            self.group.sum(window["loss"])
         loss = (window["loss"] / window["batches"]).item() if window["batches"] else float("nan")
         self.last_loss = loss
         values = {"loss": loss, "learning_rate": self.scheduler.get_last_lr()[0],
@@ -306,7 +388,7 @@ class _Run:
 
     def _progress(self, phase: str, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last_progress < self.every:
+        if not self.main or (not force and now - self.last_progress < self.every):
             return
         self.last_progress = now
         st, session = self.state, self.session
@@ -323,6 +405,8 @@ class _Run:
         from training.models import save_checkpoint
 
         st, spec = self.state, self.spec
+        if not self.main:
+            return {}
         if not st.finished:
             self._account()
         best = next(h for h in st.history if h["step"] == st.best_step)

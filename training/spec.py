@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import UserError
+from training.settings import SlurmJobOptions
 
 TASKS = ("token-classification", "text-classification", "causal-lm")
 
@@ -63,6 +64,9 @@ class TrainSpec(_Strict):
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
     group_by_length: bool = Field(True, description="Batch examples of similar length (less padding).")
     max_examples: int = Field(0, ge=0, description="Use only the first N training examples (0 = all); for trials.")
+    gpus: int = Field(
+        1, ge=1, le=64, description="Data-parallel processes (torchrun): one per GPU with NCCL, or CPU processes "
+        "with gloo where there is no CUDA. batch_size stays the global batch, split among them.")
 
 
 class LoraSpec(_Strict):
@@ -84,6 +88,9 @@ class JobSpec(_Strict):
     lora: LoraSpec = Field(default_factory=LoraSpec)
     labels: list[str] = Field(
         default_factory=list, description="Label set in a fixed order (default: the labels seen in train).")
+    slurm: SlurmJobOptions | None = Field(
+        None, description='Overrides of [training.slurm] for this job (partition, account, qos, gpus, gpu_type, '
+        'time_limit, cpus, mem, extra); used only with [training] backend = "slurm".')
 
     def data_paths(self) -> dict[str, Path]:
         """The data files this job reads, by role."""
