@@ -227,8 +227,6 @@ class _Run:
             self._checkpoint()
 
     def _step(self, group: list[list[int]]) -> None:
-        import torch
-
         from training.models import autocast
 
         started = time.perf_counter()
@@ -238,11 +236,19 @@ class _Run:
             with autocast(self.device):
                 loss = self.model(**batch).loss
             (loss / len(group)).backward()
-            # Summed on the device: reading it here would wait for the GPU at every step.
-            total = self.window["loss"]
-            self.window["loss"] = loss.detach() if total is None else total + loss.detach()
-            self.window["batches"] += 1
-            self.window["samples"] += len(indices)
+            self._tally(loss.detach(), len(indices))
+        self._optimizer_step(group, started)
+
+    def _tally(self, loss, samples: int) -> None:
+        # Summed on the device: reading it here would wait for the GPU at every step.
+        total = self.window["loss"]
+        self.window["loss"] = loss if total is None else total + loss
+        self.window["batches"] += 1
+        self.window["samples"] += samples
+
+    def _optimizer_step(self, group: list[list[int]], started: float) -> None:
+        import torch
+
         if self.hp.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.trainable, self.hp.max_grad_norm)
         self.optimizer.step()
@@ -289,17 +295,9 @@ class _Run:
                 with autocast(self.device):
                     loss = self.net(**batch).loss
                 (loss * (share * ranks.world / len(group))).backward()
-            part = loss.detach() * share  # summed over the ranks at the next point: the batch's loss
-            total_loss = self.window["loss"]
-            self.window["loss"] = part if total_loss is None else total_loss + part
-            self.window["batches"] += 1
-            self.window["samples"] += len(indices)
-        if self.hp.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.trainable, self.hp.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self._stepped(group, started)
+            # Each rank's share; summed over the ranks at the next point, it is the batch's loss.
+            self._tally(loss.detach() * share, len(indices))
+        self._optimizer_step(group, started)
 
     def _after_step(self, epoch_end: bool) -> None:
         st, hp = self.state, self.hp

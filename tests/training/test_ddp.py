@@ -30,6 +30,8 @@ from training.spec import parse_spec
 from training.store import CANCELLED, SUCCEEDED
 from training.worker import Worker
 
+from tests.training.jobs import ner_slice
+
 SPEC = """
 task = "token-classification"
 base_model = "{model}"
@@ -48,10 +50,6 @@ seed = 42
 gpus = {gpus}
 """
 STEPS = 40  # 320 sentences / 8 = 40 steps: one epoch, evaluated at steps 20 and 40
-
-
-def sentences(path: Path, count: int) -> str:
-    return "\n\n".join(path.read_text().split("\n\n")[:count]).strip() + "\n"
 
 
 # -- the pieces -------------------------------------------------------------------------------
@@ -89,10 +87,7 @@ def test_gpus_is_a_train_key_of_at_least_one(tmp_path):
 def lab(tmp_path_factory, data_dir) -> TrainingSettings:
     """320 training sentences and 64 for evaluation; jobs get 2 CPU threads (1 per rank with 2)."""
     root = tmp_path_factory.mktemp("ddp")
-    ncbi = data_dir / "ner" / "ncbi-disease"
-    (root / "data").mkdir()
-    (root / "data" / "train.tsv").write_text(sentences(ncbi / "train.tsv", 320))
-    (root / "data" / "devel.tsv").write_text(sentences(ncbi / "devel.tsv", 64))
+    ner_slice(data_dir, root, train=320, devel=64)
     specs = root / "specs"
     specs.mkdir()
     model = without_dropout(root / "minilm-no-dropout")

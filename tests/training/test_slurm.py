@@ -6,7 +6,6 @@ a job killed from outside Slurm's way, and jobs Slurm refuses."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,8 @@ from training.settings import TrainingSettings
 from training.spec import SpecError, parse_spec
 from training.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from training.worker import Worker
+
+from tests.training.jobs import ner_slice, wait_for
 
 # `scontrol show -o job ID` as the test cluster (slurm-wlm 22.05) printed it, cut after TimeLimit.
 SCONTROL = {
@@ -158,27 +159,10 @@ def test_slurms_answers_are_read_right():
 
 # -- real jobs on a one-node cluster --------------------------------------------------------------
 
-def sentences(path: Path, count: int) -> str:
-    return "\n\n".join(path.read_text().split("\n\n")[:count]).strip() + "\n"
-
-
-def wait_for(check, timeout: float = 240.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s")
-
-
 @pytest.fixture
 def lab(tmp_path, data_dir, slurm_cluster) -> TrainingSettings:
     """A lab folder with a slice of NCBI-disease and presets, whose jobs go to the test cluster."""
-    ncbi = data_dir / "ner" / "ncbi-disease"
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "train.tsv").write_text(sentences(ncbi / "train.tsv", 60))
-    (tmp_path / "data" / "devel.tsv").write_text(sentences(ncbi / "devel.tsv", 10))
+    ner_slice(data_dir, tmp_path, train=60, devel=10)
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "tiny.toml").write_text(SPEC.format(name="tiny", epochs=1, max_steps=6, slurm=""))

@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -21,6 +19,8 @@ from training.service import LocalService
 from training.settings import TrainingSettings
 from training.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from training.worker import Worker
+
+from tests.training.jobs import ner_slice, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +41,10 @@ seed = 7
 """
 
 
-def sentences(path: Path, count: int) -> str:
-    blocks = path.read_text().split("\n\n")
-    return "\n\n".join(blocks[:count]).strip() + "\n"
-
-
 @pytest.fixture
 def lab(tmp_path, data_dir):
     """A lab folder: config.toml, data/ (a slice of NCBI-disease) and specs/ (presets)."""
-    ncbi = data_dir / "ner" / "ncbi-disease"
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "train.tsv").write_text(sentences(ncbi / "train.tsv", 120))
-    (tmp_path / "data" / "devel.tsv").write_text(sentences(ncbi / "devel.tsv", 20))
+    ner_slice(data_dir, tmp_path, train=120, devel=20)
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "tiny.toml").write_text(SPEC.format(name="tiny", epochs=1, eval_every=5))
@@ -64,16 +56,6 @@ def lab(tmp_path, data_dir):
     settings = TrainingSettings(data_roots=[tmp_path / "data"], specs_dir=specs, runs_dir=tmp_path / "runs",
                                 database=tmp_path / "index" / "training.sqlite", threads=1, poll_seconds=0.2)
     return settings
-
-
-def wait_for(check, timeout: float = 240.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s")
 
 
 def until_checkpoint(service: LocalService, job_id: int, step: int = 5) -> int:

@@ -1,0 +1,32 @@
+"""Helpers for the tests that run real training jobs (worker, Slurm, several processes)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def sentences(path: Path, count: int) -> str:
+    """The first `count` sentences of a CoNLL-style file (blank-line separated)."""
+    return "\n\n".join(path.read_text().split("\n\n")[:count]).strip() + "\n"
+
+
+def ner_slice(data_dir: Path, root: Path, train: int, devel: int) -> Path:
+    """`root/data/train.tsv` and `devel.tsv`: the first sentences of NCBI-disease; returns `root/data`."""
+    ncbi = data_dir / "ner" / "ncbi-disease"
+    folder = root / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.tsv").write_text(sentences(ncbi / "train.tsv", train))
+    (folder / "devel.tsv").write_text(sentences(ncbi / "devel.tsv", devel))
+    return folder
+
+
+def wait_for(check, timeout: float = 240.0, every: float = 0.2):
+    """Poll `check()` until it returns something truthy; return that (AssertionError on timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s")
