@@ -118,8 +118,15 @@ def test_slash_command_and_bibtex_button_from_the_page(local):
     assert post(fake, "/ui/click", click) == {"ok": True}
     entry = wait_for_message(fake, lambda m: m["ephemeral"] and "@" in m["text"] and "photo" in m["text"])
     assert "Photosynthesis in cyanobacteria" in entry["text"]
-    # What reached the app was signed like Slack's requests (the app refuses anything else).
-    assert any(c.method == "response_url" for c in fake.calls)
+
+
+def test_the_page_signs_what_it_sends_and_shows_a_refusal(local):
+    fake, ui, _ = local
+    ui.sender.signing_secret = "not-the-apps-secret"  # the app verifies every request's signature
+    assert post(fake, "/ui/send", {"channel": GENERAL, "text": "/papers glaciers"})["ok"]
+    refusal = wait_for_message(fake, lambda m: m["user"] == "USLACKBOT")
+    assert refusal["ephemeral"] and "http_401" in refusal["text"]
+    assert not any("Glacier melt" in text_of(m) for m in state(fake)["messages"])
 
 
 def test_mentions_are_answered_in_the_thread(local):

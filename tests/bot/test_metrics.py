@@ -30,12 +30,6 @@ PAPERS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -168,7 +162,6 @@ def test_standalone_server_healthz_and_metrics_without_opening_the_index(tmp_pat
 
 
 def test_healthz_follows_the_training_worker(tmp_path, library_of):
-    from bot.metrics import thread_alive
     from training.worker import Worker
 
     settings = Settings.model_validate({"storage": {"database": str(tmp_path / "bot.sqlite")},
@@ -177,7 +170,7 @@ def test_healthz_follows_the_training_worker(tmp_path, library_of):
     services = Services(settings, library=library_of(PAPERS))
     metrics = BotMetrics(services, training_database=settings.training.database)
     worker = Worker(settings.training).start()
-    metrics.add_check("training worker stopped", thread_alive(worker))
+    metrics.add_check("training worker stopped", lambda: worker.alive)
     server = serve_metrics(metrics, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{server.server_port}"
     try:

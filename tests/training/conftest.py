@@ -1,10 +1,21 @@
-"""Fixtures of the training tests: a real one-node Slurm cluster (tests/slurm.py)."""
+"""Fixtures of the training tests: the local service on a test's `settings`, and a real one-node
+Slurm cluster (tests/slurm.py)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+
+@pytest.fixture
+def service(settings):
+    """A LocalService on the test module's `settings` fixture, closed afterwards."""
+    from training.service import LocalService
+
+    local = LocalService(settings)
+    yield local
+    local.close()
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,6 @@ TOKEN = "s3cret-token"
 TSV = "Aspirin\tB-CHEM\ninhibits\tO\nCOX\tB-GENE\n\nIbuprofen\tB-CHEM\nworks\tO\n"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def settings(tmp_path) -> TrainingSettings:
     data = tmp_path / "data" / "ner"
@@ -40,13 +34,6 @@ def settings(tmp_path) -> TrainingSettings:
     (specs / "ner.toml").write_text('task = "token-classification"\n[data]\ntrain = "../data/ner/train.tsv"\n')
     return TrainingSettings(data_roots=[tmp_path / "data"], specs_dir=specs, runs_dir=tmp_path / "runs",
                             database=tmp_path / "training.sqlite")
-
-
-@pytest.fixture
-def service(settings):
-    local = LocalService(settings)
-    yield local
-    local.close()
 
 
 @pytest.fixture

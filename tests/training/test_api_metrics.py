@@ -10,7 +10,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from training.api import start_api
-from training.service import LocalService
 from training.settings import TrainingSettings
 from training.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, STATES
 from training.worker import Worker
@@ -18,23 +17,10 @@ from training.worker import Worker
 TOKEN = "s3cret-token"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def settings(tmp_path) -> TrainingSettings:
     return TrainingSettings(data_roots=[tmp_path / "data"], specs_dir=tmp_path / "specs", runs_dir=tmp_path / "runs",
                             database=tmp_path / "training.sqlite", poll_seconds=0.1)
-
-
-@pytest.fixture
-def service(settings):
-    local = LocalService(settings)
-    yield local
-    local.close()
 
 
 def get(url: str, token: str | None = None) -> tuple[int, str]:

@@ -30,25 +30,12 @@ from training.spec import parse_spec
 from training.store import CANCELLED, SUCCEEDED
 from training.worker import Worker
 
-from tests.training.jobs import ner_slice
+from tests.training.jobs import ner_slice, ner_spec
 
-SPEC = """
-task = "token-classification"
-base_model = "{model}"
-name = "{name}"
-[data]
-train = "../data/train.tsv"
-eval = "../data/devel.tsv"
-[train]
-epochs = {epochs}
-max_steps = {steps}
-learning_rate = 5e-4
-batch_size = 8
-max_length = 64
-eval_every = {eval_every}
-seed = 42
-gpus = {gpus}
-"""
+def job_spec(name: str, model, epochs: int, steps: int, eval_every: int, gpus: int) -> str:
+    return ner_spec(name, base_model=str(model), epochs=epochs, max_steps=steps, learning_rate=5e-4,
+                    eval_every=eval_every, seed=42, gpus=gpus)
+
 STEPS = 40  # 320 sentences / 8 = 40 steps: one epoch, evaluated at steps 20 and 40
 
 
@@ -92,9 +79,9 @@ def lab(tmp_path_factory, data_dir) -> TrainingSettings:
     specs.mkdir()
     model = without_dropout(root / "minilm-no-dropout")
     for gpus in (1, 2):
-        (specs / f"gpus{gpus}.toml").write_text(SPEC.format(name=f"gpus{gpus}", model=model, epochs=2, steps=STEPS,
+        (specs / f"gpus{gpus}.toml").write_text(job_spec(name=f"gpus{gpus}", model=model, epochs=2, steps=STEPS,
                                                             eval_every=20, gpus=gpus))
-    (specs / "long.toml").write_text(SPEC.format(name="long", model="default", epochs=50, steps=0, eval_every=0,
+    (specs / "long.toml").write_text(job_spec(name="long", model="default", epochs=50, steps=0, eval_every=0,
                                                  gpus=2))
     return TrainingSettings(data_roots=[root / "data"], specs_dir=specs, runs_dir=root / "runs",
                             database=root / "index" / "training.sqlite", threads=2, poll_seconds=0.2)

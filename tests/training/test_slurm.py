@@ -22,7 +22,7 @@ from training.spec import SpecError, parse_spec
 from training.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from training.worker import Worker
 
-from tests.training.jobs import ner_slice, wait_for
+from tests.training.jobs import ner_slice, ner_spec, wait_for
 
 # `scontrol show -o job ID` as the test cluster (slurm-wlm 22.05) printed it, cut after TimeLimit.
 SCONTROL = {
@@ -46,22 +46,9 @@ SCONTROL = {
 STEPD_TIMEOUT = "slurmstepd-vm: error: *** JOB 1 ON vm CANCELLED AT 2026-12-05T04:53:32 DUE TO TIME LIMIT ***\n"
 STEPD_CANCEL = "slurmstepd-vm: error: *** JOB 9 ON vm CANCELLED AT 2026-12-05T04:52:46 ***\n"
 
-SPEC = """
-task = "token-classification"
-base_model = "default"
-name = "{name}"
-[data]
-train = "../data/train.tsv"
-eval = "../data/devel.tsv"
-[train]
-epochs = {epochs}
-learning_rate = 1e-4
-batch_size = 8
-max_length = 64
-eval_every = 5
-max_steps = {max_steps}
-seed = 7
-{slurm}"""
+def job_spec(name: str, epochs: int, max_steps: int, slurm: str) -> str:
+    return ner_spec(name, slurm=slurm, epochs=epochs, learning_rate=1e-4, eval_every=5, max_steps=max_steps, seed=7)
+
 
 
 def job_with(spec: dict, job_id: int = 12, name: str = "tiny ner") -> Job:
@@ -118,7 +105,7 @@ def test_slurm_settings_and_the_spec_table_are_validated(tmp_path):
     with pytest.raises(ConfigError, match="backend"):
         load_settings(config, env={})
     (tmp_path / "train.tsv").write_text("Colon\tB-Disease\n")
-    base = SPEC.format(name="x", epochs=1, max_steps=0, slurm="[slurm]\n").replace("../data/", "").replace(
+    base = job_spec(name="x", epochs=1, max_steps=0, slurm="[slurm]\n").replace("../data/", "").replace(
         'eval = "devel.tsv"\n', "")
     spec = parse_spec(base + 'partition = "short"\ngpus = 2\n', base_dir=tmp_path, data_roots=[tmp_path])
     assert spec.slurm.partition == "short" and spec.slurm.gpus == 2 and spec.slurm.account is None
@@ -165,10 +152,10 @@ def lab(tmp_path, data_dir, slurm_cluster) -> TrainingSettings:
     ner_slice(data_dir, tmp_path, train=60, devel=10)
     specs = tmp_path / "specs"
     specs.mkdir()
-    (specs / "tiny.toml").write_text(SPEC.format(name="tiny", epochs=1, max_steps=6, slurm=""))
-    (specs / "long.toml").write_text(SPEC.format(name="long", epochs=20, max_steps=0, slurm=""))
-    (specs / "gpu.toml").write_text(SPEC.format(name="gpu", epochs=1, max_steps=2, slurm="[slurm]\ngpus = 1\n"))
-    (specs / "nowhere.toml").write_text(SPEC.format(name="nowhere", epochs=1, max_steps=2,
+    (specs / "tiny.toml").write_text(job_spec(name="tiny", epochs=1, max_steps=6, slurm=""))
+    (specs / "long.toml").write_text(job_spec(name="long", epochs=20, max_steps=0, slurm=""))
+    (specs / "gpu.toml").write_text(job_spec(name="gpu", epochs=1, max_steps=2, slurm="[slurm]\ngpus = 1\n"))
+    (specs / "nowhere.toml").write_text(job_spec(name="nowhere", epochs=1, max_steps=2,
                                                     slurm='[slurm]\npartition = "nowhere"\n'))
     return TrainingSettings(
         backend="slurm", data_roots=[tmp_path / "data"], specs_dir=specs, runs_dir=tmp_path / "runs",

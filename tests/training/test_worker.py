@@ -20,25 +20,13 @@ from training.settings import TrainingSettings
 from training.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from training.worker import Worker
 
-from tests.training.jobs import ner_slice, wait_for
+from tests.training.jobs import ner_slice, ner_spec, wait_for
 
 pytestmark = pytest.mark.slow
 
-SPEC = """
-task = "token-classification"
-base_model = "default"
-name = "{name}"
-[data]
-train = "../data/train.tsv"
-eval = "../data/devel.tsv"
-[train]
-epochs = {epochs}
-learning_rate = 1e-4
-batch_size = 8
-max_length = 64
-eval_every = {eval_every}
-seed = 7
-"""
+def job_spec(name: str, epochs: int, eval_every: int) -> str:
+    return ner_spec(name, epochs=epochs, learning_rate=1e-4, eval_every=eval_every, seed=7)
+
 
 
 @pytest.fixture
@@ -47,9 +35,9 @@ def lab(tmp_path, data_dir):
     ner_slice(data_dir, tmp_path, train=120, devel=20)
     specs = tmp_path / "specs"
     specs.mkdir()
-    (specs / "tiny.toml").write_text(SPEC.format(name="tiny", epochs=1, eval_every=5))
-    (specs / "long.toml").write_text(SPEC.format(name="long", epochs=4, eval_every=5))
-    (specs / "broken.toml").write_text(SPEC.format(name="broken", epochs=1, eval_every=5)
+    (specs / "tiny.toml").write_text(job_spec(name="tiny", epochs=1, eval_every=5))
+    (specs / "long.toml").write_text(job_spec(name="long", epochs=4, eval_every=5))
+    (specs / "broken.toml").write_text(job_spec(name="broken", epochs=1, eval_every=5)
                                        .replace("../data/devel.tsv", "../data/unknown-labels.tsv"))
     (tmp_path / "data" / "unknown-labels.tsv").write_text("Colon\tB-Gene\ncancer\tI-Gene\n")
     (tmp_path / "config.toml").write_text('[training]\nthreads = 1\npoll_seconds = 0.2\n')
