@@ -71,9 +71,8 @@ def _run(settings, env: dict[str, str], mode: str, host: str, port: int, workspa
     services.start_scheduler()
     worker = _start_training(settings, services)
     if worker:
-        from bot.metrics import thread_alive
 
-        app.labmate_metrics.add_check("training worker stopped", thread_alive(worker))
+        app.labmate_metrics.add_check("training worker stopped", lambda: worker.alive)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if mode == "http":

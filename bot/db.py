@@ -78,11 +78,6 @@ def sqlalchemy_url(database: Path | str) -> str:
     return f"sqlite:///{database}"
 
 
-def describe(database: Path | str) -> str:
-    """The database as messages and logs may show it (no password)."""
-    return mask(database)
-
-
 # -- dialects ------------------------------------------------------------------------------------
 
 class Dialect:

@@ -51,7 +51,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from core.errors import UserError
 from core.wsgi import serve_in_background
-from training.metrics_export import JobsCollector, add_process_collectors, worker_alive
+from training.metrics_export import JobsCollector, add_process_collectors
 
 log = logging.getLogger("labmate.metrics")
 
@@ -330,18 +330,7 @@ class BotMetrics:
 def serve_metrics(metrics: BotMetrics, host: str, port: int):
     """Serve `/healthz` and `/metrics` on host:port (0 = any free port) from a background thread;
     returns the server (`.server_port`, `.shutdown()`). OSError when the port cannot be bound."""
-    try:
-        server = serve_in_background(metrics.respond, host, port, name="labmate-metrics", workers=2)
-    except AttributeError as exc:
-        # core.wsgi.PooledWSGIServer.server_close runs before its pool exists when the bind fails,
-        # hiding the OSError; give the caller the OSError.
-        if isinstance(exc.__context__, OSError):
-            raise exc.__context__ from None
-        raise
+    server = serve_in_background(metrics.respond, host, port, name="labmate-metrics", workers=2)
     log.info("health and metrics on http://%s:%d/healthz and /metrics", host, server.server_port)
     return server
 
-
-def thread_alive(worker) -> Callable[[], bool]:
-    """A health check: `worker` (a training.worker.Worker started here) still runs its loop."""
-    return lambda: worker_alive(worker)

@@ -42,7 +42,7 @@ from prometheus_client import make_wsgi_app
 
 from core.errors import ConfigError, NotFoundError, UserError
 from core.wsgi import serve_in_background
-from training.metrics_export import ApiMetrics, store_readable, worker_alive
+from training.metrics_export import ApiMetrics, store_readable
 from training.spec import SpecError
 
 log = logging.getLogger("labmate.training.api")
@@ -246,7 +246,7 @@ def make_api(service, token: str, *, worker=None, metrics: ApiMetrics | None = N
 
     def unhealthy() -> str | None:
         reason = store_readable(database) if database is not None else None
-        if reason is None and worker is not None and not worker_alive(worker):
+        if reason is None and worker is not None and not worker.alive:
             reason = "training worker stopped"
         return reason
 

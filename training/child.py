@@ -67,10 +67,9 @@ def main(argv: list[str]) -> int:
 
     if under_torchrun():
         return _rank(argv)
-    from core.errors import UserError
-    from training.events import JobCancelled, StoreReporter
+    from training.events import StoreReporter
     from training.spec import JobSpec
-    from training.store import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobStore
+    from training.store import JobStore
 
     database, job_id, run_dir, device, threads = argv
     job_id, run_dir = int(job_id), Path(run_dir)
@@ -86,11 +85,26 @@ def main(argv: list[str]) -> int:
         from training.runner import run_job
 
         result = run_job(spec, run_dir, reporter, device=device, threads=int(threads))
-        result["id"] = job_id
-        store.finish(job_id, SUCCEEDED, result=result)
+        return _record(store, reporter, job_id, result=result)
+    except BaseException as exc:  # noqa: BLE001 - the traceback goes to the job's log for its owner
+        return _record(store, reporter, job_id, exc)
+    finally:
+        reporter.inner.close()
+        store.close()
+
+
+def _record(store, reporter, job_id: int, error: BaseException | None = None, result: dict | None = None) -> int:
+    """Write how the job ended (its state and a log line: succeeded with `result`, cancelled,
+    interrupted by the worker stopping, or failed with `error`); returns the exit code that says so."""
+    from core.errors import UserError
+    from training.events import JobCancelled
+    from training.store import CANCELLED, FAILED, QUEUED, SUCCEEDED
+
+    if error is None:
+        store.finish(job_id, SUCCEEDED, result={**(result or {}), "id": job_id})
         reporter.log(f"job {job_id} succeeded")
         return EXIT_OK
-    except JobCancelled:
+    if isinstance(error, JobCancelled):
         if store.get(job_id).cancel_requested:
             reporter.log("cancelled")
             store.finish(job_id, CANCELLED)
@@ -98,17 +112,13 @@ def main(argv: list[str]) -> int:
         reporter.log("interrupted: the worker is stopping; the job resumes from its checkpoint on its next start")
         store.finish(job_id, QUEUED)
         return EXIT_INTERRUPTED
-    except UserError as exc:
-        reporter.log(f"error: {exc}")
-        store.finish(job_id, FAILED, error=str(exc))
-        return EXIT_FAILED
-    except BaseException as exc:  # noqa: BLE001 - the traceback goes to the job's log for its owner
-        reporter.log(traceback.format_exc())
-        store.finish(job_id, FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
-        return EXIT_FAILED
-    finally:
-        reporter.inner.close()
-        store.close()
+    if isinstance(error, UserError):
+        reporter.log(f"error: {error}")
+        store.finish(job_id, FAILED, error=str(error))
+    else:
+        reporter.log("".join(traceback.format_exception(error)))
+        store.finish(job_id, FAILED, error=f"{type(error).__name__}: {error}"[:500])
+    return EXIT_FAILED
 
 
 def _torchrun(argv: list[str], processes: int, store, reporter: _Reporter) -> int:
@@ -163,11 +173,10 @@ def _signal_ranks(torchrun: int, sig: int) -> None:
 
 def _rank(argv: list[str]) -> int:
     """One rank of a data-parallel job (under torchrun). Rank 0 records the outcome as `main` does."""
-    from core.errors import UserError
     from training import distributed
     from training.events import JobCancelled, StoreReporter
     from training.spec import JobSpec
-    from training.store import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobStore
+    from training.store import JobStore
 
     database, job_id, run_dir, device, threads = argv
     job_id, run_dir = int(job_id), Path(run_dir)
@@ -181,33 +190,15 @@ def _rank(argv: list[str]) -> int:
 
         threads = distributed.rank_threads(int(threads), group.world)
         result = run_job(spec, run_dir, reporter, device=device, threads=threads, group=group)
-        if main:
-            result["id"] = job_id
-            store.finish(job_id, SUCCEEDED, result=result)
-            reporter.log(f"job {job_id} succeeded")
-        return EXIT_OK
-    except JobCancelled:
-        if main:
-            if store.get(job_id).cancel_requested:
-                reporter.log("cancelled")
-                store.finish(job_id, CANCELLED)
-            else:
-                reporter.log("interrupted: the worker is stopping; the job resumes from its checkpoint on its "
-                             "next start")
-                store.finish(job_id, QUEUED)
-        return EXIT_OK
+        return _record(store, reporter, job_id, result=result) if main else EXIT_OK
     except BaseException as exc:  # noqa: BLE001 - rank 0 records it; torchrun stops the other ranks
-        rank = os.environ.get("RANK", "?")
         if main:
-            if isinstance(exc, UserError):
-                reporter.log(f"error: {exc}")
-                store.finish(job_id, FAILED, error=str(exc))
-            else:
-                reporter.log(traceback.format_exc())
-                store.finish(job_id, FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
-        else:
-            print(f"rank {rank} of job {job_id}: {traceback.format_exc()}", file=sys.stderr, flush=True)
-        return EXIT_FAILED
+            _record(store, reporter, job_id, exc)
+        elif not isinstance(exc, JobCancelled):
+            print(f"rank {os.environ.get('RANK', '?')} of job {job_id}: {traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+        # A stop every rank agreed on (cancel, worker stopping) is a clean end of this process.
+        return EXIT_OK if isinstance(exc, JobCancelled) else EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the outcome is known: a late SIGTERM changes nothing
         reporter.inner.close()

@@ -85,11 +85,6 @@ def store_readable(database: Path) -> str | None:
     return None
 
 
-def worker_alive(worker) -> bool:
-    """Whether a `training.worker.Worker` started in this process still runs its poll loop."""
-    return bool(worker.alive)
-
-
 class JobsCollector:
     """Jobs by state and live workers, counted in the job database at each scrape (one GROUP BY
     on an indexed column, through a read-only connection of its own)."""

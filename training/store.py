@@ -162,9 +162,6 @@ class JobStore:
                 return None
         return self.get(row[0])
 
-    def set_pid(self, job_id: int, pid: int | None) -> None:
-        self._update(job_id, pid=pid)
-
     def set_handle(self, job_id: int, handle: str | None, pid: int | None = None) -> None:
         """Where the backend runs the job (see `Job.handle`), and its local process id if any."""
         self._update(job_id, handle=handle, pid=pid)

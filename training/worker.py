@@ -239,5 +239,3 @@ def _worker_pid(name: str) -> int | None:
     return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
 
 
-# Older names, kept for callers of this module.
-_pid_alive, _on_this_host, _describe_exit = pid_alive, on_this_host, describe_exit

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+# EXIT_INTERRUPTED: the child stopped on SIGTERM without a cancel and put itself back in the queue.
+from training.child import EXIT_INTERRUPTED  # noqa: F401  (re-exported; child.py imports lazily)
 from training.settings import TrainingSettings
 from training.store import Job
 
-EXIT_INTERRUPTED = 75  # training.child: stopped by SIGTERM without a cancel; it put itself back in the queue
 
 
 class LaunchError(Exception):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from training.backends import Exit, Handle, LaunchError, child_command
 from training.backends.local import PROJECT, SIGNALS
+from training.events import tail
 from training.settings import SlurmJobOptions, TrainingSettings
 from training.store import Job
 
@@ -103,7 +104,7 @@ class SlurmBackend:
             return slurm_exit(handle.ref, info.get("JobState", ""), info.get("ExitCode"), info.get("TimeLimit"))
         if state:  # squeue still showed how it ended
             return slurm_exit(handle.ref, state, None, None)
-        from_log = state_from_log(_tail(handle.run_dir / "log.txt"), handle.ref)
+        from_log = state_from_log(tail(handle.run_dir / "log.txt", lines=256), handle.ref)
         if from_log:
             return slurm_exit(handle.ref, from_log, None, None)
         return Exit(None, f"Slurm job {handle.ref} has ended, and Slurm no longer knows how (it forgets ended jobs "
@@ -287,16 +288,6 @@ def state_from_log(text: str, slurm_id: str) -> str | None:
     if found is None and re.search(rf"Detected \d+ oom[-_]kill events? in StepId={re.escape(slurm_id)}\b", text):
         found = "OUT_OF_MEMORY"
     return found
-
-
-def _tail(path: Path, size: int = 64 * 1024) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - size))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 def _message(done: subprocess.CompletedProcess) -> str:
